@@ -1,0 +1,220 @@
+"""`alpacacot-data build`: collect every source, run the pipeline, write the manifest and the card.
+
+The engine (in-process, or one worker process per source) is kept apart from the steps in
+`pipeline.py`. A source whose inputs, catalog entry and pipeline code are unchanged since the last build
+into the same folder is skipped; one that fails leaves its previous output and the other sources alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from alpacacot import __version__
+from alpacacot.catalog import Catalog, DatasetEntry
+from alpacacot.collectors import CollectedFile, collect_file, sha256_file
+from alpacacot.errors import AlpacacotError, CollectError
+from alpacacot.pipeline import BuildOptions, process_source
+from alpacacot.record import SCHEMA_VERSION
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+# Modules whose code decides what a build writes; a change to any of them rebuilds every source.
+PIPELINE_MODULES = ("catalog.py", "lang.py", "pipeline.py", "readers.py", "record.py", "writer.py",
+                    "normalizers", "schema")
+
+
+@cache
+def code_fingerprint() -> str:
+    """Hash of the package version and the source of the modules that shape the output."""
+    root = resources.files("alpacacot")
+    h = hashlib.sha256(__version__.encode())
+    for name in PIPELINE_MODULES:
+        node = root / name
+        files = sorted(node.iterdir(), key=lambda p: p.name) if node.is_dir() else [node]
+        for f in files:
+            if f.name.endswith((".py", ".json")):
+                h.update(f.name.encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def source_fingerprint(entry: DatasetEntry, files: list[CollectedFile], options: BuildOptions) -> str:
+    data = {
+        "code": code_fingerprint(),
+        "entry": entry.fingerprint_data(),
+        "inputs": [[cf.display, cf.sha256, cf.subset] for cf in files],
+        "lang_backend": options.lang_backend,
+        "max_shard_bytes": options.max_shard_bytes,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class BuildRequest:
+    keys: list[str]
+    out_dir: Path
+    sample: bool = False
+    offline: bool = False
+    cache_dir: Path | None = None
+    force: bool = False
+    workers: int = 1
+    options: BuildOptions = field(default_factory=BuildOptions)
+
+
+@dataclass
+class BuildReport:
+    manifest: dict[str, Any]
+    built: list[str]
+    skipped: list[str]
+    failed: dict[str, str]
+
+
+def read_manifest(out_dir: Path) -> dict[str, Any] | None:
+    path = out_dir / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except json.JSONDecodeError:
+        log.warning("%s is not valid JSON; rebuilding everything", path)
+        return None
+    if data.get("format_version") != FORMAT_VERSION:
+        return None
+    return data
+
+
+def is_current(old: dict[str, Any] | None, fingerprint: str, out_dir: Path) -> bool:
+    """The previous output of a source is complete and was made from the same inputs and code."""
+    if not old or old.get("fingerprint") != fingerprint:
+        return False
+    for shard in old.get("shards", []):
+        path = out_dir / shard["path"]
+        if not path.is_file() or path.stat().st_size != shard["bytes"] or sha256_file(path) != shard["sha256"]:
+            return False
+    return (out_dir / old["rejects"]).is_file()
+
+
+def entry_summary(entry: DatasetEntry) -> dict[str, Any]:
+    return {
+        "description": entry.description, "license": entry.license, "homepage": entry.homepage,
+        "citation": entry.citation, "languages": entry.languages, "tags": entry.tags,
+        "split": entry.split, "normalizer": entry.normalizer,
+    }
+
+
+def _run_source(entry: DatasetEntry, files: list[CollectedFile], out_dir: Path,
+                options: BuildOptions) -> dict[str, Any]:
+    """Worker-process entry point (module level so it pickles)."""
+    return process_source(entry, files, out_dir, options)
+
+
+def build(
+    catalog: Catalog,
+    request: BuildRequest,
+    *,
+    on_start: Callable[[str, int], None] | None = None,
+    on_progress: Callable[[str, int], None] | None = None,
+    on_done: Callable[[str, str], None] | None = None,
+) -> BuildReport:
+    """Build `request.keys` into `request.out_dir`; see the module docstring."""
+    out_dir = request.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    previous = read_manifest(out_dir) or {}
+    old_sources: dict[str, Any] = dict(previous.get("sources", {}))
+    sources: dict[str, Any] = {k: v for k, v in old_sources.items() if k not in request.keys}
+    built, skipped, failed = [], [], {}
+    todo: list[tuple[DatasetEntry, list[CollectedFile], str]] = []
+
+    for key in request.keys:
+        entry = catalog.datasets[key]
+        try:
+            specs = entry.sample_files() if request.sample else entry.files()
+            if request.sample and not specs:
+                raise CollectError(f"dataset {key!r} has no `sample` in the catalog; --sample cannot build it")
+            files = [collect_file(sf, catalog, key, cache_dir=request.cache_dir, offline=request.offline)
+                     for sf in specs]
+        except AlpacacotError as exc:
+            failed[key] = str(exc)
+            if key in old_sources:
+                sources[key] = old_sources[key]
+            if on_done:
+                on_done(key, "failed")
+            continue
+        fp = source_fingerprint(entry, files, request.options)
+        if not request.force and is_current(old_sources.get(key), fp, out_dir):
+            sources[key] = old_sources[key]
+            skipped.append(key)
+            if on_done:
+                on_done(key, "unchanged")
+            continue
+        todo.append((entry, files, fp))
+
+    def finish(entry: DatasetEntry, fp: str, result: dict[str, Any]) -> None:
+        sources[entry.key] = {"fingerprint": fp, **entry_summary(entry), **result}
+        built.append(entry.key)
+        if on_done:
+            on_done(entry.key, "built")
+
+    def fail(entry: DatasetEntry, exc: BaseException) -> None:
+        failed[entry.key] = str(exc)
+        if entry.key in old_sources:
+            sources[entry.key] = old_sources[entry.key]
+        if on_done:
+            on_done(entry.key, "failed")
+
+    if request.workers > 1 and len(todo) > 1:
+        with ProcessPoolExecutor(max_workers=min(request.workers, len(todo))) as pool:
+            futures = {pool.submit(_run_source, e, f, out_dir, request.options): (e, fp)
+                       for e, f, fp in todo}
+            for fut in as_completed(futures):
+                entry, fp = futures[fut]
+                try:
+                    finish(entry, fp, fut.result())
+                except AlpacacotError as exc:
+                    fail(entry, exc)
+    else:
+        for entry, files, fp in todo:
+            if on_start:
+                on_start(entry.key, sum(cf.bytes for cf in files))
+            progress = (lambda n, k=entry.key: on_progress(k, n)) if on_progress else None
+            try:
+                finish(entry, fp, process_source(entry, files, out_dir, request.options, progress))
+            except AlpacacotError as exc:
+                fail(entry, exc)
+
+    manifest = {
+        "format": "alpacacot-collection",
+        "format_version": FORMAT_VERSION,
+        "schema_version": SCHEMA_VERSION,
+        "code_version": __version__,
+        "code_fingerprint": code_fingerprint(),
+        "built_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "sample": request.sample,
+        "build_options": asdict(request.options),
+        "catalog": {"path": str(catalog.path), "sha256": catalog.sha256},
+        "sources": dict(sorted(sources.items())),
+        "mixes": {name: members for name, members in catalog.mixes.items()
+                  if all(k in sources for k in catalog.resolve(name))},
+    }
+    if failed:
+        manifest["errors"] = failed
+    tmp = out_dir / f".{MANIFEST}.{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(out_dir / MANIFEST)
+    from alpacacot.card import write_card
+
+    write_card(out_dir, manifest, catalog)
+    return BuildReport(manifest=manifest, built=built, skipped=skipped, failed=failed)

@@ -1,0 +1,224 @@
+"""The `alpacacot-data` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from alpacacot.errors import AlpacacotError
+from alpacacot.hub.commands import register as register_hub
+from alpacacot.training.commands import register as register_training
+
+app = typer.Typer(
+    name="alpacacot-data",
+    help="Build, inspect, publish and train on the unified instruction-tuning collection.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+CatalogOpt = Annotated[
+    Path | None,
+    typer.Option("--catalog", help="Catalog YAML file. Default: the catalog bundled with alpacacot.",
+                 dir_okay=False),
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def load_catalog_or_exit(path: Path | None):
+    from alpacacot.catalog import load_catalog
+
+    try:
+        return load_catalog(path)
+    except AlpacacotError as exc:
+        raise fail(str(exc)) from None
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log debug messages.")] = False,
+) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def build(
+    keys: Annotated[
+        list[str] | None,
+        typer.Argument(help="Dataset keys or mixes to build (e.g. alpaca cot, or alpaca-belle-cot). "
+                            "Default: every dataset of the catalog."),
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder of the collection.")] = Path("out"),
+    catalog: CatalogOpt = None,
+    sample: Annotated[bool, typer.Option(
+        "--sample", help="Build from the small real excerpts shipped with the package (no network).")] = False,
+    offline: Annotated[bool, typer.Option(
+        "--offline", help="Use only files already in the cache; never touch the network.")] = False,
+    cache_dir: Annotated[Path | None, typer.Option(
+        "--cache-dir", help="Download cache. Default: $ALPACACOT_CACHE or ~/.cache/alpacacot.")] = None,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Rebuild sources even when their inputs and code did not change.")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", "-j", min=1, help="Sources built in parallel, one process each.")] = 1,
+    lang_backend: Annotated[str, typer.Option(
+        "--lang-backend", help="Language detector for non-CJK text: fasttext, langdetect or none.")]
+    = "fasttext",
+    max_shard_mb: Annotated[int, typer.Option(
+        "--max-shard-mb", min=1, help="Bound on the text held by one parquet shard, in MB.")] = 256,
+) -> None:
+    """Regenerate the unified collection: parquet shards, manifest.json, rejects/ and README.md."""
+    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from alpacacot.build import BuildRequest, build as run_build
+    from alpacacot.lang import BACKENDS
+    from alpacacot.pipeline import BuildOptions
+
+    if lang_backend not in BACKENDS:
+        raise fail(f"--lang-backend must be one of {', '.join(BACKENDS)}, not {lang_backend!r}")
+    cat = load_catalog_or_exit(catalog)
+    try:
+        resolved: list[str] = []
+        for name in keys or list(cat.datasets):
+            resolved += [k for k in cat.resolve(name) if k not in resolved]
+    except AlpacacotError as exc:
+        raise fail(str(exc)) from None
+    request = BuildRequest(
+        keys=resolved, out_dir=out, sample=sample, offline=offline, cache_dir=cache_dir, force=force,
+        workers=workers,
+        options=BuildOptions(lang_backend=lang_backend, max_shard_bytes=max_shard_mb * 1024 * 1024),
+    )
+    progress = Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description:<20}"), BarColumn(),
+        TextColumn("{task.completed:>9,} records"), TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    )
+    tasks: dict[str, int] = {}
+
+    def task_for(key: str) -> int:
+        if key not in tasks:
+            tasks[key] = progress.add_task(key, total=None, status="")
+        return tasks[key]
+
+    def on_start(key: str, nbytes: int) -> None:
+        progress.update(task_for(key), status=f"reading {nbytes / 1e6:,.1f} MB")
+
+    def on_progress(key: str, n: int) -> None:
+        progress.advance(task_for(key), n)
+
+    def on_done(key: str, status: str) -> None:
+        color = {"built": "green", "unchanged": "cyan", "failed": "red"}[status]
+        task = task_for(key)
+        progress.update(task, total=1, completed=progress.tasks[task].completed or 0,
+                        status=f"[{color}]{status}")
+
+    with progress:
+        report = run_build(cat, request, on_start=on_start, on_progress=on_progress, on_done=on_done)
+    sources = report.manifest["sources"]
+    table = Table(title=f"Collection in {out}", show_lines=False)
+    for col in ("key", "read", "written", "duplicates", "rejected", "languages", "status"):
+        table.add_column(col, justify="right" if col in {"read", "written", "duplicates", "rejected"}
+                         else "left")
+    for key in resolved:
+        status = ("built" if key in report.built else "unchanged" if key in report.skipped
+                  else "[red]failed")
+        s = sources.get(key)
+        if s and key not in report.failed:
+            c = s["counts"]
+            langs = ", ".join(f"{k} {v}" for k, v in list(s["lang_counts"].items())[:3])
+            table.add_row(key, f"{c['read']:,}", f"{c['written']:,}", f"{c['duplicates']:,}",
+                          f"{c['rejected']:,}", langs, status)
+        else:
+            table.add_row(key, "", "", "", "", "", status)
+    Console().print(table)
+    for key, message in report.failed.items():
+        console.print(f"[bold red]{key} failed:[/] {message}", highlight=False, soft_wrap=True)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(
+    catalog: CatalogOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the catalog as JSON.")] = False,
+) -> None:
+    """Show the catalog: every dataset key with its languages, tags, licence and source."""
+    cat = load_catalog_or_exit(catalog)
+    if as_json:
+        data = {
+            "datasets": {k: e.raw for k, e in cat.datasets.items()},
+            "mixes": cat.mixes,
+        }
+        sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return
+    table = Table(title=f"Catalog {cat.path}")
+    for col in ("key", "description", "lang", "tags", "license", "format", "normalizer", "source"):
+        table.add_column(col, overflow="fold")
+    for key, e in cat.datasets.items():
+        src = e.source
+        where = src.get("repo") or src.get("url") or src.get("path") or f"{len(src.get('files', []))} files"
+        tags = "/".join(e.record_tags)
+        table.add_row(key, e.description, ",".join(e.languages), tags, e.license, e.format,
+                      e.normalizer, f"{src['kind']}: {where}")
+    console_out = Console()
+    console_out.print(table)
+    if cat.mixes:
+        mixes = Table(title="Mixes")
+        mixes.add_column("mix")
+        mixes.add_column("datasets")
+        for name, members in cat.mixes.items():
+            mixes.add_row(name, " + ".join(cat.resolve(name)))
+        console_out.print(mixes)
+
+
+@app.command()
+def validate(
+    catalog: CatalogOpt = None,
+    keys: Annotated[list[str] | None, typer.Argument(help="Only these keys. Default: all.")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Also fail on unpinned sources that carry an `unpinned:` reason.")] = False,
+) -> None:
+    """Check the catalog and schemas, and that every entry's sample normalizes cleanly."""
+    from alpacacot.validate import validate_catalog
+
+    cat = load_catalog_or_exit(catalog)
+    problems, notes = validate_catalog(cat, keys or None, strict=strict)
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+    for problem in problems:
+        console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+    checked = len(keys or cat.datasets)
+    if problems:
+        console.print(f"[bold red]{len(problems)} problem(s)[/] in {checked} entries of {cat.path}")
+        raise typer.Exit(1)
+    console.print(f"[green]ok:[/] {checked} entries of {cat.path} are valid")
+
+
+register_hub(app)
+register_training(app)
+
+
+def main() -> None:
+    try:
+        app()
+    except AlpacacotError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

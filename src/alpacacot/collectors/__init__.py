@@ -1,0 +1,87 @@
+"""Collectors fetch upstream files exactly as published, into a cache, with pinned checksums.
+
+`collect_file` is the one entry point: local files are read in place, URLs and Hub files are
+downloaded once into the cache (atomically: a half-written file never appears there) and checked
+against the sha256 the catalog pins. `offline=True` uses the cache only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from alpacacot.catalog import Catalog, SourceFile
+from alpacacot.errors import CollectError
+
+
+@dataclass(frozen=True)
+class CollectedFile:
+    """An upstream file on local disk, with what provenance needs to know about it."""
+
+    path: Path
+    sha256: str
+    bytes: int
+    display: str  # URL, hf://datasets/..., or the catalog-relative path
+    revision: str  # Hub commit, or sha256:<hex>
+    subset: str
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("ALPACACOT_CACHE")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "alpacacot"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_pin(sf: SourceFile, actual: str, key: str) -> None:
+    if sf.sha256 and sf.sha256 != actual:
+        raise CollectError(
+            f"dataset {key!r}: {sf.display} changed upstream: sha256 is {actual}, the catalog pins "
+            f"{sf.sha256}. Check what changed, then update `sha256` in the catalog entry."
+        )
+
+
+def collect_file(
+    sf: SourceFile, catalog: Catalog, key: str, *, cache_dir: Path | None = None, offline: bool = False
+) -> CollectedFile:
+    """Make one upstream file available locally and verify it."""
+    cache_dir = cache_dir or default_cache_dir()
+    if sf.kind == "local":
+        path = catalog.local_path(sf.location)
+        if not path.is_file():
+            raise CollectError(
+                f"dataset {key!r}: local file {sf.location} not found (looked for {path}; local paths "
+                f"are relative to the catalog file {catalog.path})"
+            )
+        revision = None
+    elif sf.kind == "url":
+        from alpacacot.collectors.url import fetch_url
+
+        path = fetch_url(sf, key, cache_dir=cache_dir, offline=offline)
+        revision = None
+    elif sf.kind == "hf":
+        from alpacacot.collectors.hub import fetch_hub_file
+
+        path, revision = fetch_hub_file(sf, key, cache_dir=cache_dir, offline=offline)
+    else:  # the catalog schema already rejects this
+        raise CollectError(f"dataset {key!r}: unknown source kind {sf.kind!r}")
+    digest = sha256_file(path)
+    check_pin(sf, digest, key)
+    return CollectedFile(
+        path=path,
+        sha256=digest,
+        bytes=path.stat().st_size,
+        display=sf.display,
+        revision=revision or f"sha256:{digest}",
+        subset=sf.subset,
+    )

@@ -1,0 +1,42 @@
+"""Files of a Hugging Face Hub dataset repo, through huggingface_hub's own cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alpacacot.catalog import SourceFile
+from alpacacot.errors import CollectError
+
+
+def fetch_hub_file(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) -> tuple[Path, str]:
+    """Download (or find in the cache) one file; return its path and the Hub commit it came from."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    where = f"hf://datasets/{sf.repo}/{sf.location}@{sf.revision or 'main'}"
+    try:
+        path = hf_hub_download(
+            sf.repo, sf.location, repo_type="dataset", revision=sf.revision,
+            cache_dir=cache_dir / "hf", local_files_only=offline,
+        )
+    except LocalEntryNotFoundError as exc:
+        hint = "it is not in the cache and --offline is set" if offline else "the Hub cannot be reached"
+        raise CollectError(f"dataset {key!r}: {where}: {hint}.") from exc
+    except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
+        raise CollectError(
+            f"dataset {key!r}: {where} does not exist ({type(exc).__name__}); check repo, revision "
+            "and file name in the catalog entry"
+        ) from exc
+    except HfHubHTTPError as exc:
+        raise CollectError(f"dataset {key!r}: {where}: {exc}") from exc
+    path = Path(path)
+    # hf_hub_download returns .../snapshots/<commit>/<file>: the commit is the revision.
+    parts = path.parts
+    commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else (sf.revision or "main")
+    return path, commit

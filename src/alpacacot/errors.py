@@ -1,0 +1,22 @@
+"""Errors a user can act on. Each message names the file, the row or entry, and the fix."""
+
+
+class AlpacacotError(Exception):
+    """Base class: the CLI prints the message and exits non-zero, without a traceback."""
+
+
+class CatalogError(AlpacacotError):
+    """The catalog file is unreadable, invalid, or names an unknown key."""
+
+
+class CollectError(AlpacacotError):
+    """An upstream file could not be fetched, or its checksum changed."""
+
+
+class MalformedFileError(AlpacacotError):
+    """A source file cannot be parsed past some line; names the file and the line."""
+
+    def __init__(self, file: str, line: int | None, reason: str):
+        self.file, self.line, self.reason = file, line, reason
+        where = f"{file}, line {line}" if line is not None else file
+        super().__init__(f"{where}: {reason}")

@@ -1,0 +1,78 @@
+"""The canonical record: text cleaning, the content id, and the arrow schema of a shard."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from typing import Any
+
+import pyarrow as pa
+
+SCHEMA_VERSION = "1.0.0"
+
+# C0 and C1 control characters except tab and line feed; a CR of CRLF goes too.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+ARROW_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("instruction", pa.string(), nullable=False),
+        pa.field("input", pa.string(), nullable=False),
+        pa.field("output", pa.string(), nullable=False),
+        pa.field(
+            "history",
+            pa.list_(pa.struct([pa.field("user", pa.string()), pa.field("assistant", pa.string())])),
+            nullable=False,
+        ),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("lang", pa.string(), nullable=False),
+        pa.field("tags", pa.list_(pa.string()), nullable=False),
+        pa.field(
+            "provenance",
+            pa.struct(
+                [
+                    pa.field("file", pa.string()),
+                    pa.field("revision", pa.string()),
+                    pa.field("row", pa.int64()),
+                    pa.field("license", pa.string()),
+                ]
+            ),
+            nullable=False,
+        ),
+        pa.field("meta", pa.string(), nullable=False),
+    ],
+    metadata={"alpacacot.schema_version": SCHEMA_VERSION},
+)
+
+
+class InvalidText(ValueError):
+    """A text field holds something that is not valid Unicode text."""
+
+
+def clean_text(text: str) -> str:
+    """Unicode NFC, control characters removed, outer whitespace trimmed; nothing else changes."""
+    if not text.isascii():
+        if _SURROGATE.search(text):
+            raise InvalidText("lone surrogate (invalid UTF-16 escape or undecodable byte)")
+        text = unicodedata.normalize("NFC", text)
+    return _CONTROL.sub("", text).strip()
+
+
+def record_id(instruction: str, input: str, output: str, history: list[dict[str, str]]) -> str:
+    """Content hash of a record: the same example gets the same id in every source."""
+    h = hashlib.blake2b(digest_size=16)
+    for turn in history:
+        h.update(turn["user"].encode())
+        h.update(b"\x1e")
+        h.update(turn["assistant"].encode())
+        h.update(b"\x1d")
+    for part in (instruction, input, output):
+        h.update(part.encode())
+        h.update(b"\x1f")
+    return h.hexdigest()
+
+
+def empty_record() -> dict[str, Any]:
+    return {"instruction": "", "input": "", "output": "", "history": []}

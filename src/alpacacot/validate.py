@@ -1,0 +1,103 @@
+"""`alpacacot-data validate`: what a pull request adding or changing a catalog entry must pass."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from alpacacot.catalog import Catalog, DatasetEntry
+from alpacacot.collectors import CollectedFile, sha256_file
+from alpacacot.errors import AlpacacotError
+from alpacacot.normalizers import RejectRow
+from alpacacot.pipeline import clean_draft, iter_drafts
+from alpacacot.readers import RowError
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+MAX_SAMPLE_REJECT_SHARE = 0.10
+PLACEHOLDER_LICENSES = {"", "unknown", "todo", "tbd", "none"}
+
+
+def pin_problems(entry: DatasetEntry, strict: bool) -> tuple[list[str], list[str]]:
+    """Every upstream file needs a sha256 (or, on the Hub, a commit revision)."""
+    unpinned = []
+    hf_commit = entry.source["kind"] == "hf" and COMMIT.match(entry.source.get("revision") or "")
+    for sf in entry.files():
+        if not sf.sha256 and not hf_commit:
+            unpinned.append(sf.display)
+    if not unpinned:
+        return [], []
+    reason = entry.source.get("unpinned")
+    what = (f"{entry.key}: {len(unpinned)} upstream file(s) without a pinned checksum "
+            f"({', '.join(unpinned[:3])}{'...' if len(unpinned) > 3 else ''})")
+    if reason and not strict:
+        return [], [f"{what}; waived: {reason}"]
+    fix = ("add `sha256:` (run `sha256sum FILE`)" if entry.source["kind"] != "hf"
+           else "set `revision:` to the 40-hex commit, or `sha256:` per file")
+    return [f"{what}: {fix}"], []
+
+
+def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], list[str]]:
+    """The sample exists and normalizes into valid records, with few rejects."""
+    if not entry.sample:
+        return [f"{entry.key}: no `sample:` excerpt; add a few rows of the upstream file (see CONTRIBUTING.md)"], []
+    problems, notes = [], []
+    read = rejected = 0
+    reasons: Counter[str] = Counter()
+    for sf in entry.sample_files():
+        path = catalog.local_path(sf.location)
+        if not path.is_file():
+            problems.append(f"{entry.key}: sample {sf.location} not found (looked for {path})")
+            continue
+        cf = CollectedFile(path=path, sha256=sha256_file(path), bytes=path.stat().st_size,
+                           display=sf.location, revision="sample", subset=sf.subset)
+        try:
+            for row, item in iter_drafts(entry, cf):
+                read += 1
+                if isinstance(item, RowError | RejectRow):
+                    field = getattr(item, "field", None)
+                    rejected += 1
+                    reasons[f"{sf.location} row {row}: {f'{field}: ' if field else ''}{item.reason}"] += 1
+                    continue
+                try:
+                    clean_draft(item)
+                except RejectRow as exc:
+                    rejected += 1
+                    reasons[f"{sf.location} row {row}: {exc.field}: {exc.reason}"] += 1
+        except AlpacacotError as exc:
+            problems.append(f"{entry.key}: {exc}")
+        except Exception as exc:  # a normalizer bug: report it, don't crash the whole validation
+            problems.append(f"{entry.key}: normalizer {entry.normalizer!r} crashed on {sf.location}: "
+                            f"{type(exc).__name__}: {exc}")
+    if problems:
+        return problems, notes
+    if read == 0:
+        return [f"{entry.key}: the sample has no rows"], notes
+    first = "; ".join(list(reasons)[:3])
+    if rejected / read > MAX_SAMPLE_REJECT_SHARE:
+        problems.append(
+            f"{entry.key}: {rejected} of {read} sample rows are rejected (over "
+            f"{MAX_SAMPLE_REJECT_SHARE:.0%}); check `fields`/`format`/`normalizer`. First: {first}"
+        )
+    elif rejected:
+        notes.append(f"{entry.key}: {rejected} of {read} sample rows rejected (upstream quirks?): {first}")
+    return problems, notes
+
+
+def validate_catalog(
+    catalog: Catalog, keys: list[str] | None = None, *, strict: bool = False
+) -> tuple[list[str], list[str]]:
+    """Return (problems, notes) for the chosen entries; the schema was checked when loading."""
+    problems: list[str] = []
+    notes: list[str] = []
+    for key in keys or list(catalog.datasets):
+        entry = catalog.datasets.get(key)
+        if entry is None:
+            problems.append(catalog._unknown(key))
+            continue
+        if entry.license.strip().lower() in PLACEHOLDER_LICENSES:
+            problems.append(f"{key}: `license: {entry.license}` is not a licence; use the upstream's "
+                            "SPDX-style id (e.g. cc-by-nc-4.0) or `other` with a note in description")
+        for found in pin_problems(entry, strict), sample_problems(catalog, entry):
+            problems += found[0]
+            notes += found[1]
+    return problems, notes
