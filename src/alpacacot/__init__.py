@@ -8,7 +8,7 @@ __all__ = ["__version__", "load"]
 def __getattr__(name: str):
     # `alpacacot.load` pulls in `datasets`; keep `import alpacacot` itself light.
     if name == "load":
-        from alpacacot.load import load
+        from alpacacot.loading import load
 
         return load
     raise AttributeError(f"module 'alpacacot' has no attribute {name!r}")

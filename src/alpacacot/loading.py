@@ -1,0 +1,137 @@
+"""`alpacacot.load`: a dataset key or a mix of the collection as a `datasets.Dataset`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from alpacacot.errors import AlpacacotError
+
+if TYPE_CHECKING:
+    import datasets
+
+    from alpacacot.catalog import Catalog
+
+
+def _manifest(collection: str | os.PathLike, revision: str | None) -> tuple[dict, str]:
+    """The collection's manifest and a base path/URL for its files (a folder or a Hub dataset repo)."""
+    local = Path(collection)
+    if local.is_dir():
+        path = local / "manifest.json"
+        if not path.is_file():
+            raise AlpacacotError(f"{local} has no manifest.json: is it the --out folder of "
+                                 "`alpacacot-data build`?")
+        return json.loads(path.read_text("utf-8")), str(local.resolve())
+    from huggingface_hub import hf_hub_download
+
+    try:
+        path = hf_hub_download(str(collection), "manifest.json", repo_type="dataset", revision=revision)
+    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds; all mean "not found"
+        raise AlpacacotError(
+            f"collection {collection!r} is neither a local folder nor a reachable Hub dataset repo "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    return json.loads(Path(path).read_text("utf-8")), str(Path(path).parent)
+
+
+def resolve_keys(name: str | list[str], manifest: dict, catalog: Catalog | None) -> list[str]:
+    """Expand keys and mixes with the catalog (or, without one, the mixes the manifest records)."""
+    from alpacacot.catalog import Catalog as _Catalog
+    from alpacacot.catalog import load_catalog
+
+    names = [name] if isinstance(name, str) else list(name)
+    if catalog is None:
+        catalog = load_catalog()
+        extra = manifest.get("mixes", {})
+        if extra:
+            catalog = _Catalog(catalog.path, catalog.datasets, {**catalog.mixes, **extra}, catalog.sha256)
+    keys: list[str] = []
+    for n in names:
+        keys += [k for k in catalog.resolve(n) if k not in keys]
+    missing = [k for k in keys if k not in manifest.get("sources", {})]
+    if missing:
+        built = ", ".join(sorted(manifest.get("sources", {}))) or "none"
+        raise AlpacacotError(f"{', '.join(missing)} not in this collection (it has: {built}); "
+                             f"build it with `alpacacot-data build {' '.join(missing)}`")
+    return keys
+
+
+def load(
+    name: str | list[str],
+    collection: str | os.PathLike = "out",
+    *,
+    weights: dict[str, float] | None = None,
+    seed: int = 0,
+    dedupe: bool = True,
+    as_dict: bool = False,
+    catalog: Catalog | None = None,
+    revision: str | None = None,
+) -> datasets.Dataset | dict[str, datasets.Dataset]:
+    """Load a dataset key, a mix, or keys joined by `-` from a built collection.
+
+    Args:
+        name: a catalog key (`"cot"`), a mix (`"alpaca-belle-cot"`), keys joined by `-`, or a list.
+        collection: the `--out` folder of `alpacacot-data build`, or a Hub dataset repo id
+            (`"ORG/NAME"`) that `publish` wrote. Default: `out`.
+        weights: per-key sampling factor for a mix; 0.5 keeps a seeded half of that source, 2.0
+            repeats it twice (the fraction above a whole number is sampled). Default: 1 for all.
+        seed: seed of that sampling.
+        dedupe: drop records whose `id` already appeared in an earlier source of the mix (the order
+            of the mix decides which source keeps a shared record). Default True.
+        as_dict: return `{key: Dataset}` (weights and dedupe applied) instead of one Dataset.
+        catalog: catalog that defines the mixes. Default: the bundled one plus the mixes the
+            collection's manifest records.
+        revision: Hub revision when `collection` is a repo id.
+
+    Returns:
+        One `datasets.Dataset` with the record columns (see docs/CONTRACT.md), or a dict of them.
+    """
+    import datasets
+
+    manifest, base = _manifest(collection, revision)
+    keys = resolve_keys(name, manifest, catalog)
+    unknown = set(weights or {}) - set(keys)
+    if unknown:
+        raise AlpacacotError(f"weights name {', '.join(sorted(unknown))}, which is not in {keys}")
+    parts: dict[str, datasets.Dataset] = {}
+    seen: set[str] = set()
+    for key in keys:
+        files = [f"{base}/{shard['path']}" for shard in manifest["sources"][key]["shards"]]
+        if not (Path(base) / manifest["sources"][key]["shards"][0]["path"]).exists():
+            from huggingface_hub import hf_hub_download
+
+            files = [hf_hub_download(str(collection), s["path"], repo_type="dataset", revision=revision)
+                     for s in manifest["sources"][key]["shards"]]
+        ds = datasets.Dataset.from_parquet(files, split="train")
+        if dedupe and len(keys) > 1:
+            ids = ds["id"]
+            keep = [i for i, rid in enumerate(ids) if rid not in seen]
+            seen.update(ids)
+            if len(keep) < len(ds):
+                ds = ds.select(keep)
+        factor = (weights or {}).get(key, 1.0)
+        if factor != 1.0:
+            ds = _reweight(ds, factor, seed)
+        parts[key] = ds
+    if as_dict:
+        return parts
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    return datasets.concatenate_datasets(list(parts.values()))
+
+
+def _reweight(ds: datasets.Dataset, factor: float, seed: int) -> datasets.Dataset:
+    import datasets as hf_datasets
+
+    if factor < 0:
+        raise AlpacacotError(f"a weight must be >= 0, got {factor}")
+    whole, frac = int(factor), factor - int(factor)
+    pieces = [ds] * whole
+    n = round(len(ds) * frac)
+    if n:
+        pieces.append(ds.shuffle(seed=seed).select(range(n)))
+    if not pieces:
+        return ds.select([])
+    return pieces[0] if len(pieces) == 1 else hf_datasets.concatenate_datasets(pieces)
