@@ -1,0 +1,1 @@
+"""Publishing the collection to the Hugging Face Hub, its dataset card, statistics and exports."""
