@@ -246,7 +246,7 @@ def test_normalizer_skeleton_and_its_test(catalog_copy, dolly_file, tmp_path):
     module = code_root / "src/alpacacot/normalizers/dolly.py"
     test = code_root / "tests/normalizers/test_dolly.py"
     assert module.is_file() and test.is_file()
-    assert "normalizers/__init__.py" in result.output
+    assert "@register" in result.output
     entry = yaml.safe_load(catalog_copy.read_text())["datasets"]["dolly"]
     assert entry["normalizer"] == "dolly"
     compile(test.read_text(), str(test), "exec")

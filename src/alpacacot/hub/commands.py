@@ -350,8 +350,8 @@ def new(
         console.print(f"{what}: {where}")
     if normalizer:
         console.print(
-            f"Fill in {created['normalizer']}, and import it at the end of "
-            "src/alpacacot/normalizers/__init__.py so the build finds it."
+            f"Fill in {created['normalizer']}; every module in src/alpacacot/normalizers/ is "
+            "imported by the build, so its @register name is found with no further edit."
         )
     console.print(
         f"Next: review the entry in {catalog}, then run "

@@ -62,5 +62,14 @@ def text_field(row: dict[str, Any], column: str, *, required: bool) -> str:
     return value
 
 
-# Register the built-in normalizers.
-from alpacacot.normalizers import dialogue, fields, flan_cot  # noqa: E402,F401
+def _import_all() -> None:
+    """Import every module of this package, so each registers its normalizers: adding a format is
+    adding a file, with no list to edit."""
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{info.name}")
+
+
+_import_all()
