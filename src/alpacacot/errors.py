@@ -20,3 +20,7 @@ class MalformedFileError(AlpacacotError):
         self.file, self.line, self.reason = file, line, reason
         where = f"{file}, line {line}" if line is not None else file
         super().__init__(f"{where}: {reason}")
+
+    def __reduce__(self):
+        # Rebuild from the three fields: a worker process of `build -j N` sends it back pickled.
+        return type(self), (self.file, self.line, self.reason)

@@ -11,6 +11,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ import ijson
 from alpacacot.errors import MalformedFileError
 
 Row = tuple[int, "dict[str, Any] | RowError"]
+# What errors="surrogateescape" turns an undecodable byte into.
+_ESCAPED_BYTE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,36 @@ def open_binary(path: Path, compression: str = "infer"):
         yield fh
 
 
+_BOM = b"\xef\xbb\xbf"
+
+
+def _skip_bom(fh: IO[bytes]) -> None:
+    """Start after a UTF-8 byte-order mark (Windows editors and Excel write one), if any."""
+    if fh.read(3) != _BOM:
+        fh.seek(0)
+
+
+def _first_byte(fh: IO[bytes]) -> bytes:
+    """The first non-whitespace byte from the current position (b"" when none); position kept."""
+    pos = fh.tell()
+    first = b""
+    while chunk := fh.read(1 << 16):
+        if stripped := chunk.lstrip():
+            first = stripped[:1]
+            break
+    fh.seek(pos)
+    return first
+
+
 def read_json_array(fh: IO[bytes], name: str) -> Iterator[Row]:
+    # ijson's "item" prefix finds nothing in a top-level object: say so rather than read 0 rows.
+    first = _first_byte(fh)
+    if first != b"[":
+        found = repr(first.decode("utf-8", "replace")) if first else "an empty file"
+        raise MalformedFileError(
+            name, None, f"expected a JSON array of objects at the top level, found {found} "
+            "(one JSON object per line is `format: jsonl`)"
+        )
     try:
         for i, item in enumerate(ijson.items(fh, "item", use_float=True)):
             yield i, item if isinstance(item, dict) else RowError(
@@ -54,7 +86,12 @@ def _json_error_line(fh: IO[bytes]) -> int | None:
     """Find the line of a JSON syntax error (only on the error path, so a full parse is fine)."""
     try:
         fh.seek(0)
-        json.loads(fh.read().decode("utf-8", errors="replace"))
+        data = fh.read()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            return data.count(b"\n", 0, exc.start) + 1
+        json.loads(text)
     except json.JSONDecodeError as exc:
         return exc.lineno
     except Exception:  # noqa: BLE001 - best effort: the caller already has an error to report
@@ -100,7 +137,7 @@ def _read_delimited(fh: IO[bytes], name: str, delimiter: str, columns: list[str]
             if not cells:
                 continue
             raw = delimiter.join(cells)
-            if any("\udc80" <= ch <= "\udcff" for ch in raw):
+            if not raw.isascii() and _ESCAPED_BYTE.search(raw):
                 yield i, RowError("invalid UTF-8", raw.encode("utf-8", "surrogateescape").decode(
                     "utf-8", "replace"))
                 continue
@@ -152,6 +189,8 @@ def iter_rows(
     if fmt not in READERS:
         raise MalformedFileError(name, None, f"unknown format {fmt!r}; use one of {', '.join(READERS)}")
     with open_binary(path, compression) as fh:
+        if fmt != "parquet":
+            _skip_bom(fh)
         if fmt in ("tsv", "csv"):
             yield from READERS[fmt](fh, name, columns)
         else:

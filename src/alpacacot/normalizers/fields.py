@@ -75,9 +75,11 @@ def alpaca_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
 
     def normalize(row: dict[str, Any]) -> Draft:
         draft = base(row)
-        if draft["input"].strip() == "<noinput>":
+        # Upstream writes the placeholder bare or quoted ('"<noinput>"'), and follows <nooutput>
+        # with an explanation ("<nooutput> This type of instruction cannot be fulfilled by ...").
+        if draft["input"].strip().strip("\"'") == "<noinput>":
             draft["input"] = ""
-        if draft["output"].strip() == "<nooutput>":
+        if draft["output"].lstrip().startswith("<nooutput>"):
             raise RejectRow(out_col, "placeholder output <nooutput> (the task has no answer)")
         return draft
 

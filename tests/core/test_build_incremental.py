@@ -1,0 +1,123 @@
+"""Builds are deterministic and incremental: unchanged sources are skipped, changed ones rebuilt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .conftest import read_manifest, run_cli
+from .helpers import entry, shard_rows, shard_stats, statuses, write_catalog, write_jsonl
+
+
+def test_two_builds_give_byte_identical_shards(sample_build, tmp_path):
+    out = tmp_path / "again"
+    run_cli("build", "--sample", "--out", out)
+    first, second = read_manifest(sample_build)["sources"], read_manifest(out)["sources"]
+    assert first.keys() == second.keys()
+    for key in first:
+        assert [s["sha256"] for s in first[key]["shards"]] == [
+            s["sha256"] for s in second[key]["shards"]
+        ]
+        assert first[key]["fingerprint"] == second[key]["fingerprint"]
+        for shard in first[key]["shards"]:
+            assert (sample_build / shard["path"]).read_bytes() == (out / shard["path"]).read_bytes()
+        rejects = f"rejects/{key}.jsonl"
+        assert (sample_build / rejects).read_bytes() == (out / rejects).read_bytes()
+
+
+def test_second_build_skips_every_source_and_keeps_the_files(sample_copy, bundled_catalog):
+    before = {key: shard_stats(sample_copy, key) for key in bundled_catalog.datasets}
+    result = run_cli("build", "--sample", "--out", sample_copy)
+    assert statuses(result.stdout) == {key: "unchanged" for key in bundled_catalog.datasets}
+    for key in bundled_catalog.datasets:
+        assert shard_stats(sample_copy, key) == before[key], f"{key} was rewritten"
+    assert set(read_manifest(sample_copy)["sources"]) == set(bundled_catalog.datasets)
+
+
+def test_force_rebuilds_to_the_same_bytes(sample_copy):
+    before = shard_stats(sample_copy, "cot")
+    result = run_cli("build", "--sample", "--out", sample_copy, "--force", "cot", "alpaca")
+    assert statuses(result.stdout) == {"cot": "built", "alpaca": "built"}
+    after = shard_stats(sample_copy, "cot")
+    assert after.keys() == before.keys()
+    for name in before:
+        assert after[name][2] == before[name][2]  # same bytes
+        assert after[name][:2] != before[name][:2]  # but a new file
+    # Building a subset keeps the other sources of the collection in the manifest.
+    assert "belle" in read_manifest(sample_copy)["sources"]
+
+
+def test_a_damaged_shard_is_rebuilt(sample_copy):
+    shard = next((sample_copy / "belle").glob("train-*.parquet"))
+    shard.write_bytes(b"not parquet")
+    result = run_cli("build", "--sample", "--out", sample_copy, "belle")
+    assert statuses(result.stdout) == {"belle": "built"}
+    assert (
+        len(shard_rows(sample_copy, "belle"))
+        == read_manifest(sample_copy)["sources"]["belle"]["counts"]["written"]
+    )
+
+
+def _two_local_sources(root: Path) -> Path:
+    write_jsonl(
+        root / "data" / "a.jsonl",
+        [
+            {"instruction": "Name a primary colour.", "output": "Red."},
+            {"instruction": "What is 2 + 2?", "output": "4"},
+        ],
+    )
+    write_jsonl(
+        root / "data" / "b.jsonl",
+        [
+            {"instruction": "Translate 'cat' to French.", "output": "chat"},
+        ],
+    )
+    return write_catalog(
+        root / "catalog.yaml",
+        {
+            "src_a": entry({"kind": "local", "path": "data/a.jsonl"}),
+            "src_b": entry({"kind": "local", "path": "data/b.jsonl"}),
+        },
+    )
+
+
+def test_editing_a_local_file_rebuilds_only_that_source(tmp_path):
+    catalog = _two_local_sources(tmp_path)
+    out = tmp_path / "out"
+    first = run_cli("build", "--catalog", catalog, "--out", out)
+    assert statuses(first.stdout) == {"src_a": "built", "src_b": "built"}
+    b_before = shard_stats(out, "src_b")
+
+    with (tmp_path / "data" / "a.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('{"instruction": "Name a planet.", "output": "Mars."}\n')
+    second = run_cli("build", "--catalog", catalog, "--out", out)
+
+    assert statuses(second.stdout) == {"src_a": "built", "src_b": "unchanged"}
+    assert shard_stats(out, "src_b") == b_before
+    sources = read_manifest(out)["sources"]
+    assert sources["src_a"]["counts"]["written"] == 3
+    assert [r["output"] for r in shard_rows(out, "src_a")] == ["Red.", "4", "Mars."]
+
+
+def test_editing_the_catalog_entry_rebuilds_that_source(tmp_path):
+    catalog = _two_local_sources(tmp_path)
+    out = tmp_path / "out"
+    run_cli("build", "--catalog", catalog, "--out", out)
+    text = catalog.read_text("utf-8")
+    # A new licence changes every record's provenance of src_b, and nothing of src_a.
+    head, tail = text.split("src_b:", 1)
+    catalog.write_text(head + "src_b:" + tail.replace("cc-by-4.0", "mit", 1), encoding="utf-8")
+    result = run_cli("build", "--catalog", catalog, "--out", out)
+    assert statuses(result.stdout) == {"src_a": "unchanged", "src_b": "built"}
+    assert {r["provenance"]["license"] for r in shard_rows(out, "src_b")} == {"mit"}
+
+
+def test_parallel_build_writes_the_same_bytes(sample_build, tmp_path):
+    out = tmp_path / "parallel"
+    run_cli(
+        "build", "--sample", "--out", out, "--workers", "3", "alpaca", "cot", "belle", "firefly"
+    )
+    first, second = read_manifest(sample_build)["sources"], read_manifest(out)["sources"]
+    assert set(second) == {"alpaca", "cot", "belle", "firefly"}
+    for key, src in second.items():
+        assert [s["sha256"] for s in src["shards"]] == [s["sha256"] for s in first[key]["shards"]]
+        assert src["counts"] == first[key]["counts"]

@@ -1,0 +1,219 @@
+"""Text cleaning, the content id, and the two record validators."""
+
+from __future__ import annotations
+
+import copy
+
+import jsonschema
+import pytest
+
+from alpacacot.catalog import load_json_schema
+from alpacacot.pipeline import record_validator
+from alpacacot.record import InvalidText, clean_text, record_id
+
+from .conftest import run_cli
+from .helpers import entry, shard_rows, write_catalog, write_jsonl
+
+# --- clean_text ----------------------------------------------------------------------------------
+
+
+def test_nfc_composes_decomposed_accents():
+    decomposed = "Cafe\u0301 de\u0301ja\u0300 vu"
+    assert clean_text(decomposed) == "Café déjà vu"
+    assert clean_text(decomposed) == "Caf\u00e9 d\u00e9j\u00e0 vu"
+
+
+def test_control_characters_go_but_newline_and_tab_stay():
+    assert clean_text("a\x00b\x07c\x1bd\x7fe\x85f\x9fg") == "abcdefg"
+    assert clean_text("line one\r\nline two\n\tindented") == "line one\nline two\n\tindented"
+    assert clean_text("col1\tcol2") == "col1\tcol2"
+
+
+def test_outer_whitespace_is_trimmed_and_inner_kept():
+    assert clean_text("  \n two  spaces\n\n  stay \t\n") == "two  spaces\n\n  stay"
+    assert clean_text("\u3000全角空格\u3000") == "全角空格"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Plain ASCII, with punctuation!?",
+        "def f(x):\n    return x  # keep the indent",
+        "中文，标点。「引号」",
+        "Emoji 🙂 and a ZWJ family 👨\u200d👩\u200d👧",
+        "Ligature ﬁ and full-width Ａ stay (NFC, not NFKC)",
+        "Right-to-left: שלום",
+        "x" * 10_000,
+    ],
+)
+def test_clean_text_changes_nothing_else(text):
+    assert clean_text(text) == text
+
+
+def test_a_lone_surrogate_is_rejected():
+    with pytest.raises(InvalidText, match="surrogate"):
+        clean_text("broken \ud83d text")
+
+
+# --- record_id -----------------------------------------------------------------------------------
+
+
+def test_record_id_is_stable_across_versions():
+    # Pinned: changing these changes every id, and dedup against earlier collections breaks.
+    assert record_id("Name a primary colour.", "", "Red.", []) == "d92dbed6bf46547de7f9c5f274af1de3"
+    assert record_id("And 3?", "", "9", [{"user": "Square 2", "assistant": "4"}]) == (
+        "a439c7f42392b9c0d0d603e9aa4585a4"
+    )
+
+
+def test_record_id_separates_fields_and_turns():
+    ids = {
+        record_id("ab", "", "c", []),
+        record_id("a", "b", "c", []),
+        record_id("a", "", "bc", []),
+        record_id("c", "", "ab", []),
+        record_id("a", "", "c", [{"user": "b", "assistant": ""}]),
+        record_id("a", "", "c", [{"user": "", "assistant": "b"}]),
+    }
+    assert len(ids) == 6
+
+
+def test_same_example_in_two_sources_gets_the_same_id(tmp_path):
+    shared = {
+        "instruction": "What is the boiling point of water at sea level?",
+        "input": "",
+        "output": "100 °C (212 °F).",
+    }
+    write_jsonl(tmp_path / "a.jsonl", [shared])
+    write_jsonl(
+        tmp_path / "b.jsonl", [{"question": shared["instruction"], "answer": shared["output"]}]
+    )
+    catalog = write_catalog(
+        tmp_path / "catalog.yaml",
+        {
+            "first": entry({"kind": "local", "path": "a.jsonl"}),
+            "second": entry(
+                {"kind": "local", "path": "b.jsonl"},
+                fields={"instruction": "question", "output": "answer"},
+            ),
+        },
+    )
+    run_cli("build", "--catalog", catalog, "--out", tmp_path / "out")
+    [a] = shard_rows(tmp_path / "out", "first")
+    [b] = shard_rows(tmp_path / "out", "second")
+    assert a["id"] == b["id"] == record_id(shared["instruction"], "", shared["output"], [])
+    assert (a["source"], b["source"]) == ("first", "second")
+
+
+# --- the compiled validator agrees with jsonschema ----------------------------------------------
+
+GOOD = {
+    "id": "d92dbed6bf46547de7f9c5f274af1de3",
+    "instruction": "Name a primary colour.",
+    "input": "",
+    "output": "Red.",
+    "history": [{"user": "Hi", "assistant": "Hello"}],
+    "source": "alpaca_gpt4_en",
+    "lang": "en",
+    "tags": ["EN", "MT", "SI"],
+    "provenance": {
+        "file": "samples/alpaca/alpaca_data.json",
+        "revision": "sha256:ab",
+        "row": 0,
+        "license": "cc-by-nc-4.0",
+    },
+    "meta": "{}",
+}
+
+
+def _with(path: str, value) -> dict:
+    record = copy.deepcopy(GOOD)
+    *parents, last = path.split(".")
+    node = record
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) else node[p]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return record
+
+
+_DELETE = object()
+
+CASES = {
+    "good": GOOD,
+    "good-und-lang": _with("lang", "und"),
+    "good-iso639-3": _with("lang", "yue"),
+    "good-no-history": _with("history", []),
+    "id-too-short": _with("id", "abc"),
+    "id-uppercase": _with("id", GOOD["id"].upper()),
+    "empty-instruction": _with("instruction", ""),
+    "empty-output": _with("output", ""),
+    "output-is-list": _with("output", ["Red."]),
+    "missing-input": _with("input", _DELETE),
+    "source-with-dash": _with("source", "alpaca-cot"),
+    "source-uppercase": _with("source", "Alpaca"),
+    "lang-too-long": _with("lang", "english"),
+    "history-turn-missing-assistant": _with("history", [{"user": "Hi"}]),
+    "history-turn-extra-key": _with("history", [{"user": "Hi", "assistant": "Yo", "x": "1"}]),
+    "negative-row": _with("provenance.row", -1),
+    "row-is-string": _with("provenance.row", "3"),
+    "empty-license": _with("provenance.license", ""),
+    "meta-is-object": _with("meta", {}),
+    "extra-column": {**GOOD, "score": 1},
+    "tags-not-strings": _with("tags", ["EN", 1]),
+    "tags-not-a-list": _with("tags", "EN"),
+    "row-is-bool": _with("provenance.row", True),
+    "history-not-a-list": _with("history", {"user": "Hi", "assistant": "Yo"}),
+    "history-turn-not-strings": _with("history", [{"user": "Hi", "assistant": None}]),
+    "provenance-extra-key": _with("provenance.sha", "x"),
+    "provenance-missing-file": _with("provenance.file", _DELETE),
+    "input-is-none": _with("input", None),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_fastjsonschema_and_jsonschema_agree(name):
+    import fastjsonschema
+
+    record = CASES[name]
+    reference = jsonschema.Draft202012Validator(load_json_schema("record"))
+    reference_ok = reference.is_valid(record)
+    try:
+        record_validator()(copy.deepcopy(record))
+        compiled_ok = True
+    except fastjsonschema.JsonSchemaValueException:
+        compiled_ok = False
+    assert compiled_ok == reference_ok
+    assert reference_ok == name.startswith("good")
+
+
+def test_record_schema_is_a_valid_draft_2020_12_schema():
+    jsonschema.Draft202012Validator.check_schema(load_json_schema("record"))
+    jsonschema.Draft202012Validator.check_schema(load_json_schema("catalog"))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_pipeline_record_check_agrees_after_a_valid_record(name):
+    """The build's fast path (RecordCheck) must accept and refuse exactly what the schema does.
+
+    It is primed with a valid record of the same file first, as in a build, so that its shortcut for
+    the fields repeated in every record is in play.
+    """
+    import fastjsonschema
+
+    from alpacacot import pipeline
+
+    if not hasattr(pipeline, "RecordCheck"):
+        pytest.skip("the build validates with record_validator() alone (covered above)")
+    check = pipeline.RecordCheck(record_validator())
+    check(copy.deepcopy(GOOD))
+    record = CASES[name]
+    try:
+        check(copy.deepcopy(record))
+        accepted = True
+    except fastjsonschema.JsonSchemaValueException:
+        accepted = False
+    reference = jsonschema.Draft202012Validator(load_json_schema("record"))
+    assert accepted == reference.is_valid(record)
