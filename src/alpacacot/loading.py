@@ -37,22 +37,31 @@ def _manifest(collection: str | os.PathLike, revision: str | None) -> tuple[dict
 
 
 def resolve_keys(name: str | list[str], manifest: dict, catalog: Catalog | None) -> list[str]:
-    """Expand keys and mixes with the catalog (or, without one, the mixes the manifest records)."""
+    """Expand keys and mixes.
+
+    With no catalog, the collection describes itself: its keys are the sources its manifest lists
+    (so a collection built from a custom catalog loads too), and its mixes are those the manifest
+    records plus the bundled catalog's mixes.
+    """
     from alpacacot.catalog import Catalog as _Catalog
     from alpacacot.catalog import load_catalog
 
     names = [name] if isinstance(name, str) else list(name)
+    sources = manifest.get("sources", {})
     if catalog is None:
-        catalog = load_catalog()
-        extra = manifest.get("mixes", {})
-        if extra:
-            catalog = _Catalog(catalog.path, catalog.datasets, {**catalog.mixes, **extra}, catalog.sha256)
+        bundled = load_catalog()
+        catalog = _Catalog(
+            path=Path(manifest.get("catalog", {}).get("path", bundled.path)),
+            datasets={**bundled.datasets, **dict.fromkeys(sources)},
+            mixes={**bundled.mixes, **manifest.get("mixes", {})},
+            sha256=manifest.get("catalog", {}).get("sha256", bundled.sha256),
+        )
     keys: list[str] = []
     for n in names:
         keys += [k for k in catalog.resolve(n) if k not in keys]
-    missing = [k for k in keys if k not in manifest.get("sources", {})]
+    missing = [k for k in keys if k not in sources]
     if missing:
-        built = ", ".join(sorted(manifest.get("sources", {}))) or "none"
+        built = ", ".join(sorted(sources)) or "none"
         raise AlpacacotError(f"{', '.join(missing)} not in this collection (it has: {built}); "
                              f"build it with `alpacacot-data build {' '.join(missing)}`")
     return keys
@@ -81,8 +90,8 @@ def load(
         dedupe: drop records whose `id` already appeared in an earlier source of the mix (the order
             of the mix decides which source keeps a shared record). Default True.
         as_dict: return `{key: Dataset}` (weights and dedupe applied) instead of one Dataset.
-        catalog: catalog that defines the mixes. Default: the bundled one plus the mixes the
-            collection's manifest records.
+        catalog: catalog that defines the keys and mixes. Default: the collection's own sources
+            and recorded mixes, plus the bundled catalog's mixes.
         revision: Hub revision when `collection` is a repo id.
 
     Returns:

@@ -138,3 +138,12 @@ def test_a_folder_without_manifest_is_a_clear_error(tmp_path):
 def test_weights_for_a_key_outside_the_mix_are_refused(sample_build):
     with pytest.raises(AlpacacotError, match="weights name belle"):
         alpacacot.load("cot", collection=sample_build, weights={"belle": 0.5})
+
+
+def test_a_custom_collection_loads_without_its_catalog(two_sources):
+    # Users load what they built from their own catalog by key and by the mix its manifest records.
+    _, out = two_sources
+    assert len(alpacacot.load("first", collection=out)) == 20
+    assert len(alpacacot.load("both", collection=out)) == 22
+    with pytest.raises(AlpacacotError, match="unknown dataset 'third'"):
+        alpacacot.load("first-third", collection=out)
