@@ -1,0 +1,1 @@
+"""LoRA fine-tuning over catalog keys (needs the `[train]` extra)."""

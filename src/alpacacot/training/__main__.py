@@ -1,0 +1,16 @@
+"""`python -m alpacacot.training [train options]`: the same `train` command, for torchrun.
+
+torchrun --nproc_per_node 2 -m alpacacot.training --model_type llama ...
+"""
+
+from __future__ import annotations
+
+import typer
+
+from alpacacot.training.commands import train
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+app.command()(train)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,278 @@
+"""LoRA/QLoRA fine-tuning with transformers' Trainer, one process or many (torchrun).
+
+Read top to bottom: check the setup, read the records, load the model, encode, train, save the
+adapter, tokenizer and `training_manifest.json` (rank 0 only).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from alpacacot.training.config import TrainConfig, TrainingError
+from alpacacot.training.data import (
+    PaddingCollator,
+    encode_records,
+    ids_sha256,
+    load_records,
+    pack_examples,
+    split_records,
+)
+from alpacacot.training.models import (
+    MODELS,
+    get_spec,
+    load_model_for_training,
+    require_cuda_for_quantization,
+)
+from alpacacot.training.prompts import template_names
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "training_manifest.json"
+LIBRARIES = ("alpacacot", "torch", "transformers", "peft", "accelerate", "datasets", "bitsandbytes")
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _make_dataset(examples: list[dict[str, Any]]) -> Any:
+    from datasets import Dataset
+
+    columns = [k for k in examples[0] if k != "id"] if examples else ["input_ids", "labels"]
+    data = {k: [e[k] for e in examples] for k in columns}
+    if "length" not in data:
+        data["length"] = [len(e["input_ids"]) for e in examples]
+    return Dataset.from_dict(data)
+
+
+def _resume_arg(value: str | None, output_dir: str) -> str | bool | None:
+    if not value:
+        return None
+    if value.lower() in ("latest", "true", "last"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        if not Path(output_dir).is_dir() or get_last_checkpoint(output_dir) is None:
+            raise TrainingError(f"--resume_from_checkpoint {value}: no checkpoint in {output_dir}")
+        return True
+    if not Path(value).is_dir():
+        raise TrainingError(f"--resume_from_checkpoint {value}: no such checkpoint directory")
+    return value
+
+
+def _all_reduce(values: list[int]) -> list[int]:
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return values
+    t = torch.tensor(values, dtype=torch.long)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _step_recorder() -> Any:
+    from transformers import TrainerCallback
+
+    class StepRecorder(TrainerCallback):
+        """Remembers the first optimizer step this run executed (shows where a resume started)."""
+
+        first_step: int | None = None
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.first_step is None:
+                self.first_step = state.global_step
+
+    return StepRecorder()
+
+
+def _trainer_class() -> Any:
+    from transformers import Trainer
+
+    class CollectionTrainer(Trainer):
+        """A Trainer whose evaluation batches use their own collator, so the padding share
+        counted by the training collator covers training batches only."""
+
+        def __init__(self, *args: Any, eval_collator: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.eval_collator = eval_collator
+
+        def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
+            train_collator = self.data_collator
+            self.data_collator = self.eval_collator
+            try:
+                return super().get_eval_dataloader(eval_dataset)
+            finally:
+                self.data_collator = train_collator
+
+    return CollectionTrainer
+
+
+def run_training(cfg: TrainConfig) -> dict[str, Any]:
+    """Train a LoRA adapter as configured; returns the manifest (written by rank 0)."""
+    require_cuda_for_quantization(cfg)
+    if not cfg.model_name_or_path:
+        raise TrainingError("--model_name_or_path is required (a local directory or a Hub id)")
+    spec = get_spec(cfg.model_type)
+    template = cfg.prompt_template or spec.template
+    if template not in template_names():
+        raise TrainingError(
+            f"--prompt_template {template}: unknown; known: {', '.join(template_names())}"
+        )
+    if cfg.packing and not spec.packing:
+        raise TrainingError(
+            f"--packing is not supported for model_type {spec.name} (its positions are not "
+            "position ids); use the default --group_by_length instead"
+        )
+    output_dir = cfg.resolved_output_dir()
+    resume = _resume_arg(cfg.resume_from_checkpoint, output_dir)
+
+    import torch
+    from transformers import TrainingArguments, set_seed
+
+    set_seed(cfg.seed)
+    recordset = load_records(cfg)
+    train_records, val_records = split_records(
+        recordset.records, cfg.val_set_size, cfg.seed, cfg.max_records
+    )
+    model, tokenizer, targets = load_model_for_training(cfg, spec)
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        model.print_trainable_parameters()
+
+    train_examples, train_stats = encode_records(
+        train_records, tokenizer, template, cfg.cutoff_len, cfg.train_on_inputs
+    )
+    val_examples, _ = encode_records(
+        val_records, tokenizer, template, cfg.cutoff_len, cfg.train_on_inputs
+    )
+    if not train_examples:
+        raise TrainingError("no training example is left after encoding; raise --cutoff_len")
+    used_ids = [e["id"] for e in train_examples] + [e["id"] for e in val_examples]
+    if cfg.packing:
+        train_rows = pack_examples(train_examples, cfg.cutoff_len, cfg.seed)
+        log.info("packed %d examples into %d rows", len(train_examples), len(train_rows))
+    else:
+        train_rows = train_examples
+    train_dataset = _make_dataset(train_rows)
+    eval_dataset = _make_dataset(val_examples) if val_examples else None
+
+    cuda = torch.cuda.is_available()
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    sampling = "group_by_length" if cfg.group_by_length and not cfg.packing else "random"
+    args = TrainingArguments(
+        output_dir=output_dir,
+        per_device_train_batch_size=cfg.per_gpu_train_batch_size,
+        per_device_eval_batch_size=cfg.per_gpu_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps,
+        warmup_steps=cfg.warmup_steps,
+        lr_scheduler_type="linear",
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        eval_strategy="steps" if eval_dataset is not None else "no",
+        eval_steps=cfg.save_steps if eval_dataset is not None else None,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        report_to=[] if cfg.report_to in ("none", "") else cfg.report_to.split(","),
+        train_sampling_strategy=sampling,
+        remove_unused_columns=False,
+        bf16=cuda and torch.cuda.is_bf16_supported() and not cfg.load_in_8bit,
+        fp16=cuda and not torch.cuda.is_bf16_supported(),
+        use_cpu=not cuda,
+        ddp_backend=("nccl" if cuda else "gloo") if distributed else None,
+        ddp_find_unused_parameters=False if distributed else None,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    collator = PaddingCollator(tokenizer.pad_token_id)
+    recorder = _step_recorder()
+    trainer = _trainer_class()(
+        eval_collator=PaddingCollator(tokenizer.pad_token_id),
+        model=model,
+        args=args,
+        data_collator=collator,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        callbacks=[recorder],
+    )
+    result = trainer.train(resume_from_checkpoint=resume)
+    real, total = _all_reduce([collator.real_tokens, collator.total_tokens])
+    share = real / total if total else None
+    if share is not None:
+        log.info(
+            "non-padding share of training batches: %.1f%% (%d of %d tokens)",
+            100 * share,
+            real,
+            total,
+        )
+    trainer.save_model(output_dir)
+
+    manifest = {
+        "format": "alpacacot-training-manifest",
+        "format_version": 1,
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "model": {
+            "model_type": cfg.model_type,
+            "name_or_path": cfg.model_name_or_path,
+            "config_model_type": getattr(model.config, "model_type", None),
+            "class": type(model.get_base_model()).__name__,
+            "registered": cfg.model_type in MODELS,
+        },
+        "arguments": cfg.to_dict(),
+        "prompt_template": template,
+        "lora_target_modules": targets,
+        "data": {
+            "inputs": recordset.inputs,
+            "catalog_keys": recordset.catalog_keys,
+            "collection": recordset.collection,
+            "records_read": len(recordset.records) + recordset.duplicates,
+            "duplicates_dropped": recordset.duplicates,
+            "train_examples": len(train_examples),
+            "val_examples": len(val_examples),
+            "truncated": train_stats.truncated,
+            "dropped_prompt_too_long": train_stats.dropped,
+            "record_ids_used": len(used_ids),
+            "record_ids_sha256": ids_sha256(used_ids),
+        },
+        "batching": {
+            "mode": "packing" if cfg.packing else sampling,
+            "non_padding_share": share,
+            "real_tokens": real,
+            "total_tokens": total,
+        },
+        "training": {
+            "global_step": trainer.state.global_step,
+            "first_step_this_run": recorder.first_step,
+            "resumed_from": str(resume) if resume else None,
+            "train_loss": result.training_loss,
+            "loss_history": [
+                [h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h
+            ],
+            "metrics": result.metrics,
+            "world_size": args.world_size,
+            "device": "cuda" if cuda else "cpu",
+        },
+        "versions": library_versions(),
+    }
+    if trainer.is_world_process_zero():
+        path = Path(output_dir) / MANIFEST
+        path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        log.info("adapter, tokenizer and %s written to %s", MANIFEST, output_dir)
+    return manifest
