@@ -33,12 +33,17 @@ def json_array(records: list, dst: Path, indent: int, ascii_: bool) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "real-data")
+    ap.add_argument(
+        "--real", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "real-data"
+    )
     real = ap.parse_args().real
 
     alpaca = json.loads((real / "alpaca/alpaca_data.json").read_text())
-    quirky = [i for i, r in enumerate(alpaca) if "<noinput>" in r["input"] or "<nooutput>" in r["output"]
-              or not r["output"].strip()][:8]
+    quirky = [
+        i
+        for i, r in enumerate(alpaca)
+        if "<noinput>" in r["input"] or "<nooutput>" in r["output"] or not r["output"].strip()
+    ][:8]
     picked = sorted(set(range(120)) | set(quirky))
     picked.append(0)  # an exact duplicate of the first record, as upstream files have
     json_array([alpaca[i] for i in picked], OUT / "alpaca/alpaca_data.json", 4, True)
@@ -58,28 +63,48 @@ def main() -> None:
             turns = [(m["from"], m["value"]) for m in conv]
             if len(turns) < 4 or len(turns) > 6 or len(line) > 6000:
                 continue
-            dialogue = "".join(
-                f"{'Human' if who == 'human' else 'Assistant'}:{text}\n" for who, text in turns[:-1]
-            ) + "Assistant:"
+            dialogue = (
+                "".join(
+                    f"{'Human' if who == 'human' else 'Assistant'}:{text}\n"
+                    for who, text in turns[:-1]
+                )
+                + "Assistant:"
+            )
             rows.append({"instruction": dialogue, "input": "", "output": turns[-1][1]})
             if len(rows) == 30:
                 break
     (OUT / "belle_multiturn").mkdir(parents=True, exist_ok=True)
     (OUT / "belle_multiturn/multiturn_chat_0.8M.json").write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
 
     # finance-alpaca shape {instruction, input, output, text}, from Alpaca's money questions.
-    words = ("stock", "invest", "financ", "budget", "money", "bank", "loan", "tax", "economy", "saving")
-    fin = [dict(r, text="") for r in alpaca if any(w in r["instruction"].lower() for w in words)][:60]
+    words = (
+        "stock",
+        "invest",
+        "financ",
+        "budget",
+        "money",
+        "bank",
+        "loan",
+        "tax",
+        "economy",
+        "saving",
+    )
+    fin = [dict(r, text="") for r in alpaca if any(w in r["instruction"].lower() for w in words)][
+        :60
+    ]
     json_array(fin, OUT / "finance/Cleaned_date.json", 4, False)
 
     # GPT4All prompt generations: parquet columns prompt, response, source.
     code = json.loads((real / "codealpaca/code_alpaca_2k.json").read_text())[:60]
-    table = pa.table({
-        "prompt": [f"{r['instruction']}\n{r['input']}".strip() for r in code],
-        "response": [r["output"] for r in code],
-        "source": ["sahil2801/CodeAlpaca-20k"] * len(code),
-    })
+    table = pa.table(
+        {
+            "prompt": [f"{r['instruction']}\n{r['input']}".strip() for r in code],
+            "response": [r["output"] for r in code],
+            "source": ["sahil2801/CodeAlpaca-20k"] * len(code),
+        }
+    )
     (OUT / "gpt4all").mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
@@ -91,13 +116,23 @@ def main() -> None:
     json_array(zh[:100], OUT / "alpaca_gpt4_zh/alpaca_gpt4_data_zh.json", 2, False)
 
     json_array(code, OUT / "codealpaca/code_alpaca_2k.json", 6, True)
-    hik = json.loads((real / "alpaca-zh-hikariming/alpaca_data-0-3252-zh-completed.json").read_text())
+    hik = json.loads(
+        (real / "alpaca-zh-hikariming/alpaca_data-0-3252-zh-completed.json").read_text()
+    )
     json_array(hik[:80], OUT / "alpaca_zh/alpaca_data-0-3252-zh-completed.json", 4, False)
     gpt = json.loads((real / "gpteacher/toolformer-dedupe-only-dataset.json").read_text())
     json_array(gpt[:60], OUT / "gpteacher/toolformer-dedupe-only-dataset.json", 4, False)
-    head_lines(real / "sharegpt-zh/sharegpt_zh_1K_format.jsonl", OUT / "sharegpt_zh/sharegpt_zh_1K_format.jsonl", 20)
+    head_lines(
+        real / "sharegpt-zh/sharegpt_zh_1K_format.jsonl",
+        OUT / "sharegpt_zh/sharegpt_zh_1K_format.jsonl",
+        20,
+    )
     head_lines(real / "firefly/dummy_data.jsonl", OUT / "firefly/dummy_data.jsonl", 12)
-    head_lines(real / "chinese-vicuna/chat_data_sample.jsonl", OUT / "chinese_vicuna_chat/chat_data_sample.jsonl", 3)
+    head_lines(
+        real / "chinese-vicuna/chat_data_sample.jsonl",
+        OUT / "chinese_vicuna_chat/chat_data_sample.jsonl",
+        3,
+    )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ def load_json_schema(name: str) -> dict[str, Any]:
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """yaml.SafeLoader that refuses a mapping with the same key twice (a silent overwrite otherwise)."""
+    """A SafeLoader that refuses a mapping with the same key twice (else silently overwritten)."""
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, int] = {}
@@ -124,7 +124,9 @@ class DatasetEntry:
 
     def fingerprint_data(self) -> dict[str, Any]:
         """What about this entry changes its output (for rebuild skipping)."""
-        return {k: v for k, v in self.raw.items() if k not in {"description", "homepage", "citation"}}
+        return {
+            k: v for k, v in self.raw.items() if k not in {"description", "homepage", "citation"}
+        }
 
 
 def subset_name(location: str) -> str:
@@ -149,7 +151,7 @@ class Catalog:
         return self.path.parent
 
     def resolve(self, name: str, _seen: tuple[str, ...] = ()) -> list[str]:
-        """Expand a key, a mix, or keys/mixes joined by `-` into dataset keys (order kept, no repeats)."""
+        """Expand a key, a mix, or keys/mixes joined by `-` into dataset keys (in order, once)."""
         if name in self.datasets:
             return [name]
         if name in _seen:
@@ -199,7 +201,9 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     except CatalogError as exc:
         raise CatalogError(f"{path}: {exc}") from None
     if not isinstance(data, dict):
-        raise CatalogError(f"{path}: a catalog is a mapping with `datasets:` (and optional `mixes:`)")
+        raise CatalogError(
+            f"{path}: a catalog is a mapping with `datasets:` (and optional `mixes:`)"
+        )
     validator = jsonschema.Draft202012Validator(load_json_schema("catalog"))
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:

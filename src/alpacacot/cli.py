@@ -27,8 +27,11 @@ console = Console(stderr=True)
 
 CatalogOpt = Annotated[
     Path | None,
-    typer.Option("--catalog", help="Catalog YAML file. Default: the catalog bundled with alpacacot.",
-                 dir_okay=False),
+    typer.Option(
+        "--catalog",
+        help="Catalog YAML file. Default: the catalog bundled with alpacacot.",
+        dir_okay=False,
+    ),
 ]
 
 
@@ -60,31 +63,63 @@ def _root(
 def build(
     keys: Annotated[
         list[str] | None,
-        typer.Argument(help="Dataset keys or mixes to build (e.g. alpaca cot, or alpaca-belle-cot). "
-                            "Default: every dataset of the catalog."),
+        typer.Argument(
+            help="Dataset keys or mixes to build (e.g. alpaca cot, or alpaca-belle-cot). "
+            "Default: every dataset of the catalog."
+        ),
     ] = None,
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder of the collection.")] = Path("out"),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Output folder of the collection.")
+    ] = Path("out"),
     catalog: CatalogOpt = None,
-    sample: Annotated[bool, typer.Option(
-        "--sample", help="Build from the small real excerpts shipped with the package (no network).")] = False,
-    offline: Annotated[bool, typer.Option(
-        "--offline", help="Use only files already in the cache; never touch the network.")] = False,
-    cache_dir: Annotated[Path | None, typer.Option(
-        "--cache-dir", help="Download cache. Default: $ALPACACOT_CACHE or ~/.cache/alpacacot.")] = None,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Rebuild sources even when their inputs and code did not change.")] = False,
-    workers: Annotated[int, typer.Option(
-        "--workers", "-j", min=1, help="Sources built in parallel, one process each.")] = 1,
-    lang_backend: Annotated[str, typer.Option(
-        "--lang-backend", help="Language detector for non-CJK text: fasttext, langdetect or none.")]
-    = "fasttext",
-    max_shard_mb: Annotated[int, typer.Option(
-        "--max-shard-mb", min=1, help="Bound on the text held by one parquet shard, in MB.")] = 256,
+    sample: Annotated[
+        bool,
+        typer.Option(
+            "--sample",
+            help="Build from the small real excerpts shipped with the package (no network).",
+        ),
+    ] = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline", help="Use only files already in the cache; never touch the network."
+        ),
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir", help="Download cache. Default: $ALPACACOT_CACHE or ~/.cache/alpacacot."
+        ),
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Rebuild sources even when their inputs and code did not change."
+        ),
+    ] = False,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", "-j", min=1, help="Sources built in parallel, one process each."),
+    ] = 1,
+    lang_backend: Annotated[
+        str,
+        typer.Option(
+            "--lang-backend",
+            help="Language detector for non-CJK text: fasttext, langdetect or none.",
+        ),
+    ] = "fasttext",
+    max_shard_mb: Annotated[
+        int,
+        typer.Option(
+            "--max-shard-mb", min=1, help="Bound on the text held by one parquet shard, in MB."
+        ),
+    ] = 256,
 ) -> None:
     """Regenerate the unified collection: parquet shards, manifest.json, rejects/ and README.md."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from alpacacot.build import BuildRequest, build as run_build
+    from alpacacot.build import BuildRequest
+    from alpacacot.build import build as run_build
     from alpacacot.lang import BACKENDS
     from alpacacot.pipeline import BuildOptions
 
@@ -98,14 +133,24 @@ def build(
     except AlpacacotError as exc:
         raise fail(str(exc)) from None
     request = BuildRequest(
-        keys=resolved, out_dir=out, sample=sample, offline=offline, cache_dir=cache_dir, force=force,
+        keys=resolved,
+        out_dir=out,
+        sample=sample,
+        offline=offline,
+        cache_dir=cache_dir,
+        force=force,
         workers=workers,
         options=BuildOptions(lang_backend=lang_backend, max_shard_bytes=max_shard_mb * 1024 * 1024),
     )
     progress = Progress(
-        SpinnerColumn(), TextColumn("[bold]{task.description:<20}"), BarColumn(),
-        TextColumn("{task.completed:>9,} records"), TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(), console=console, transient=False,
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description:<20}"),
+        BarColumn(),
+        TextColumn("{task.completed:>9,} records"),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     )
     tasks: dict[str, int] = {}
 
@@ -123,25 +168,44 @@ def build(
     def on_done(key: str, status: str) -> None:
         color = {"built": "green", "unchanged": "cyan", "failed": "red"}[status]
         task = task_for(key)
-        progress.update(task, total=1, completed=progress.tasks[task].completed or 0,
-                        status=f"[{color}]{status}")
+        progress.update(
+            task,
+            total=1,
+            completed=progress.tasks[task].completed or 0,
+            status=f"[{color}]{status}",
+        )
 
     with progress:
-        report = run_build(cat, request, on_start=on_start, on_progress=on_progress, on_done=on_done)
+        report = run_build(
+            cat, request, on_start=on_start, on_progress=on_progress, on_done=on_done
+        )
     sources = report.manifest["sources"]
     table = Table(title=f"Collection in {out}", show_lines=False)
     for col in ("key", "read", "written", "duplicates", "rejected", "languages", "status"):
-        table.add_column(col, justify="right" if col in {"read", "written", "duplicates", "rejected"}
-                         else "left")
+        table.add_column(
+            col, justify="right" if col in {"read", "written", "duplicates", "rejected"} else "left"
+        )
     for key in resolved:
-        status = ("built" if key in report.built else "unchanged" if key in report.skipped
-                  else "[red]failed")
+        status = (
+            "built"
+            if key in report.built
+            else "unchanged"
+            if key in report.skipped
+            else "[red]failed"
+        )
         s = sources.get(key)
         if s and key not in report.failed:
             c = s["counts"]
             langs = ", ".join(f"{k} {v}" for k, v in list(s["lang_counts"].items())[:3])
-            table.add_row(key, f"{c['read']:,}", f"{c['written']:,}", f"{c['duplicates']:,}",
-                          f"{c['rejected']:,}", langs, status)
+            table.add_row(
+                key,
+                f"{c['read']:,}",
+                f"{c['written']:,}",
+                f"{c['duplicates']:,}",
+                f"{c['rejected']:,}",
+                langs,
+                status,
+            )
         else:
             table.add_row(key, "", "", "", "", "", status)
     Console().print(table)
@@ -170,17 +234,30 @@ def list_(
         table.add_column(col, overflow="fold")
     for key, e in cat.datasets.items():
         src = e.source
-        where = src.get("repo") or src.get("url") or src.get("path") or f"{len(src.get('files', []))} files"
+        where = (
+            src.get("repo")
+            or src.get("url")
+            or src.get("path")
+            or f"{len(src.get('files', []))} files"
+        )
         tags = "/".join(e.record_tags)
-        table.add_row(key, e.description, ",".join(e.languages), tags, e.license, e.format,
-                      e.normalizer, f"{src['kind']}: {where}")
+        table.add_row(
+            key,
+            e.description,
+            ",".join(e.languages),
+            tags,
+            e.license,
+            e.format,
+            e.normalizer,
+            f"{src['kind']}: {where}",
+        )
     console_out = Console()
     console_out.print(table)
     if cat.mixes:
         mixes = Table(title="Mixes")
         mixes.add_column("mix")
         mixes.add_column("datasets")
-        for name, members in cat.mixes.items():
+        for name in cat.mixes:
             mixes.add_row(name, " + ".join(cat.resolve(name)))
         console_out.print(mixes)
 
@@ -189,8 +266,12 @@ def list_(
 def validate(
     catalog: CatalogOpt = None,
     keys: Annotated[list[str] | None, typer.Argument(help="Only these keys. Default: all.")] = None,
-    strict: Annotated[bool, typer.Option(
-        "--strict", help="Also fail on unpinned sources that carry an `unpinned:` reason.")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help="Also fail on unpinned sources that carry an `unpinned:` reason."
+        ),
+    ] = False,
 ) -> None:
     """Check the catalog and schemas, and that every entry's sample normalizes cleanly."""
     from alpacacot.validate import validate_catalog

@@ -16,18 +16,21 @@ if TYPE_CHECKING:
 
 
 def _manifest(collection: str | os.PathLike, revision: str | None) -> tuple[dict, str]:
-    """The collection's manifest and a base path/URL for its files (a folder or a Hub dataset repo)."""
+    """The collection's manifest and the folder holding its files (local, or the Hub's cache)."""
     local = Path(collection)
     if local.is_dir():
         path = local / "manifest.json"
         if not path.is_file():
-            raise AlpacacotError(f"{local} has no manifest.json: is it the --out folder of "
-                                 "`alpacacot-data build`?")
+            raise AlpacacotError(
+                f"{local} has no manifest.json: is it the --out folder of `alpacacot-data build`?"
+            )
         return json.loads(path.read_text("utf-8")), str(local.resolve())
     from huggingface_hub import hf_hub_download
 
     try:
-        path = hf_hub_download(str(collection), "manifest.json", repo_type="dataset", revision=revision)
+        path = hf_hub_download(
+            str(collection), "manifest.json", repo_type="dataset", revision=revision
+        )
     except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds; all mean "not found"
         raise AlpacacotError(
             f"collection {collection!r} is neither a local folder nor a reachable Hub dataset repo "
@@ -62,8 +65,10 @@ def resolve_keys(name: str | list[str], manifest: dict, catalog: Catalog | None)
     missing = [k for k in keys if k not in sources]
     if missing:
         built = ", ".join(sorted(sources)) or "none"
-        raise AlpacacotError(f"{', '.join(missing)} not in this collection (it has: {built}); "
-                             f"build it with `alpacacot-data build {' '.join(missing)}`")
+        raise AlpacacotError(
+            f"{', '.join(missing)} not in this collection (it has: {built}); "
+            f"build it with `alpacacot-data build {' '.join(missing)}`"
+        )
     return keys
 
 
@@ -111,8 +116,10 @@ def load(
         if not (Path(base) / manifest["sources"][key]["shards"][0]["path"]).exists():
             from huggingface_hub import hf_hub_download
 
-            files = [hf_hub_download(str(collection), s["path"], repo_type="dataset", revision=revision)
-                     for s in manifest["sources"][key]["shards"]]
+            files = [
+                hf_hub_download(str(collection), s["path"], repo_type="dataset", revision=revision)
+                for s in manifest["sources"][key]["shards"]
+            ]
         ds = datasets.Dataset.from_parquet(files, split="train")
         if dedupe and len(keys) > 1:
             ids = ds["id"]

@@ -27,19 +27,27 @@ def pin_problems(entry: DatasetEntry, strict: bool) -> tuple[list[str], list[str
     if not unpinned:
         return [], []
     reason = entry.source.get("unpinned")
-    what = (f"{entry.key}: {len(unpinned)} upstream file(s) without a pinned checksum "
-            f"({', '.join(unpinned[:3])}{'...' if len(unpinned) > 3 else ''})")
+    what = (
+        f"{entry.key}: {len(unpinned)} upstream file(s) without a pinned checksum "
+        f"({', '.join(unpinned[:3])}{'...' if len(unpinned) > 3 else ''})"
+    )
     if reason and not strict:
         return [], [f"{what}; waived: {reason}"]
-    fix = ("add `sha256:` (run `sha256sum FILE`)" if entry.source["kind"] != "hf"
-           else "set `revision:` to the 40-hex commit, or `sha256:` per file")
+    fix = (
+        "add `sha256:` (run `sha256sum FILE`)"
+        if entry.source["kind"] != "hf"
+        else "set `revision:` to the 40-hex commit, or `sha256:` per file"
+    )
     return [f"{what}: {fix}"], []
 
 
 def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], list[str]]:
     """The sample exists and normalizes into valid records, with few rejects."""
     if not entry.sample:
-        return [f"{entry.key}: no `sample:` excerpt; add a few rows of the upstream file (see CONTRIBUTING.md)"], []
+        return [
+            f"{entry.key}: no `sample:` excerpt; add a few rows of the upstream file "
+            "(see CONTRIBUTING.md)"
+        ], []
     problems, notes = [], []
     read = rejected = 0
     reasons: Counter[str] = Counter()
@@ -48,15 +56,23 @@ def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], l
         if not path.is_file():
             problems.append(f"{entry.key}: sample {sf.location} not found (looked for {path})")
             continue
-        cf = CollectedFile(path=path, sha256=sha256_file(path), bytes=path.stat().st_size,
-                           display=sf.location, revision="sample", subset=sf.subset)
+        cf = CollectedFile(
+            path=path,
+            sha256=sha256_file(path),
+            bytes=path.stat().st_size,
+            display=sf.location,
+            revision="sample",
+            subset=sf.subset,
+        )
         try:
             for row, item in iter_drafts(entry, cf):
                 read += 1
                 if isinstance(item, RowError | RejectRow):
                     field = getattr(item, "field", None)
                     rejected += 1
-                    reasons[f"{sf.location} row {row}: {f'{field}: ' if field else ''}{item.reason}"] += 1
+                    reasons[
+                        f"{sf.location} row {row}: {f'{field}: ' if field else ''}{item.reason}"
+                    ] += 1
                     continue
                 try:
                     clean_draft(item)
@@ -66,8 +82,10 @@ def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], l
         except AlpacacotError as exc:
             problems.append(f"{entry.key}: {exc}")
         except Exception as exc:  # a normalizer bug: report it, don't crash the whole validation
-            problems.append(f"{entry.key}: normalizer {entry.normalizer!r} crashed on {sf.location}: "
-                            f"{type(exc).__name__}: {exc}")
+            problems.append(
+                f"{entry.key}: normalizer {entry.normalizer!r} crashed on {sf.location}: "
+                f"{type(exc).__name__}: {exc}"
+            )
     if problems:
         return problems, notes
     if read == 0:
@@ -79,7 +97,9 @@ def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], l
             f"{MAX_SAMPLE_REJECT_SHARE:.0%}); check `fields`/`format`/`normalizer`. First: {first}"
         )
     elif rejected:
-        notes.append(f"{entry.key}: {rejected} of {read} sample rows rejected (upstream quirks?): {first}")
+        notes.append(
+            f"{entry.key}: {rejected} of {read} sample rows rejected (upstream quirks?): {first}"
+        )
     return problems, notes
 
 
@@ -95,8 +115,10 @@ def validate_catalog(
             problems.append(catalog._unknown(key))
             continue
         if entry.license.strip().lower() in PLACEHOLDER_LICENSES:
-            problems.append(f"{key}: `license: {entry.license}` is not a licence; use the upstream's "
-                            "SPDX-style id (e.g. cc-by-nc-4.0) or `other` with a note in description")
+            problems.append(
+                f"{key}: `license: {entry.license}` is not a licence; use the upstream's "
+                "SPDX-style id (e.g. cc-by-nc-4.0) or `other` with a note in description"
+            )
         for found in pin_problems(entry, strict), sample_problems(catalog, entry):
             problems += found[0]
             notes += found[1]

@@ -52,7 +52,12 @@ def check_pin(sf: SourceFile, actual: str, key: str) -> None:
 
 
 def collect_file(
-    sf: SourceFile, catalog: Catalog, key: str, *, cache_dir: Path | None = None, offline: bool = False
+    sf: SourceFile,
+    catalog: Catalog,
+    key: str,
+    *,
+    cache_dir: Path | None = None,
+    offline: bool = False,
 ) -> CollectedFile:
     """Make one upstream file available locally and verify it."""
     cache_dir = cache_dir or default_cache_dir()
@@ -60,7 +65,8 @@ def collect_file(
         path = catalog.local_path(sf.location)
         if not path.is_file():
             raise CollectError(
-                f"dataset {key!r}: local file {sf.location} not found (looked for {path}; local paths "
+                f"dataset {key!r}: local file {sf.location} not found (looked for {path}; "
+                "local paths "
                 f"are relative to the catalog file {catalog.path})"
             )
         revision = None

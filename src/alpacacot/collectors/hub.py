@@ -22,11 +22,19 @@ def fetch_hub_file(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) 
     where = f"hf://datasets/{sf.repo}/{sf.location}@{sf.revision or 'main'}"
     try:
         path = hf_hub_download(
-            sf.repo, sf.location, repo_type="dataset", revision=sf.revision,
-            cache_dir=cache_dir / "hf", local_files_only=offline,
+            sf.repo,
+            sf.location,
+            repo_type="dataset",
+            revision=sf.revision,
+            cache_dir=cache_dir / "hf",
+            local_files_only=offline,
         )
     except LocalEntryNotFoundError as exc:
-        hint = "it is not in the cache and --offline is set" if offline else "the Hub cannot be reached"
+        hint = (
+            "it is not in the cache and --offline is set"
+            if offline
+            else "the Hub cannot be reached"
+        )
         raise CollectError(f"dataset {key!r}: {where}: {hint}.") from exc
     except (RepositoryNotFoundError, RevisionNotFoundError, EntryNotFoundError) as exc:
         raise CollectError(
@@ -38,5 +46,7 @@ def fetch_hub_file(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) 
     path = Path(path)
     # hf_hub_download returns .../snapshots/<commit>/<file>: the commit is the revision.
     parts = path.parts
-    commit = parts[parts.index("snapshots") + 1] if "snapshots" in parts else (sf.revision or "main")
+    commit = (
+        parts[parts.index("snapshots") + 1] if "snapshots" in parts else (sf.revision or "main")
+    )
     return path, commit

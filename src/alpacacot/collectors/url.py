@@ -61,8 +61,14 @@ def download(url: str, target: Path, key: str) -> None:
                 out.truncate()
                 try:
                     with http_stream_backoff(
-                        "GET", url, max_retries=MAX_RETRIES, base_wait_time=0.5, max_wait_time=8,
-                        retry_on_exceptions=(), follow_redirects=True, timeout=TIMEOUT,
+                        "GET",
+                        url,
+                        max_retries=MAX_RETRIES,
+                        base_wait_time=0.5,
+                        max_wait_time=8,
+                        retry_on_exceptions=(),
+                        follow_redirects=True,
+                        timeout=TIMEOUT,
                     ) as resp:
                         resp.raise_for_status()
                         for chunk in resp.iter_bytes(1 << 20):
