@@ -130,8 +130,9 @@ def publish(
 
 def _print_plan(console, plan, human_size) -> None:
     if plan.note:
+        note = plan.note.rstrip(". ")
         tail = "; every file is listed as add" if plan.parent_commit is None else ""
-        console.print(f"[yellow]note:[/] {plan.note}{tail}.")
+        console.print(f"[yellow]note:[/] {note}{tail}.")
     width = max((len(op.path) for op in plan.operations), default=0)
     for op in plan.operations:
         if op.kind == "unchanged":
