@@ -181,9 +181,12 @@ def build(
         )
     sources = report.manifest["sources"]
     table = Table(title=f"Collection in {out}", show_lines=False)
-    for col in ("key", "read", "written", "duplicates", "rejected", "languages", "status"):
+    for col in ("key", "read", "written", "dups", "rejects", "lang", "status"):
+        numeric = col in {"read", "written", "dups", "rejects"}
         table.add_column(
-            col, justify="right" if col in {"read", "written", "duplicates", "rejected"} else "left"
+            col,
+            justify="right" if numeric else "left",
+            no_wrap=col != "lang",
         )
     for key in resolved:
         status = (
