@@ -53,7 +53,12 @@ def main() -> None:
     for tsv in sorted((real / "cot-flan").glob("*.tsv")):
         head_lines(tsv, OUT / "cot" / tsv.name, 25)
 
-    head_lines(real / "belle/dev1K.json", OUT / "belle/Belle_open_source_0.5M.json", 100)
+    # train_0.5M/1M/2M_CN and school_math_0.25M share dev1K.json's format: 40 of its lines each.
+    dev = (real / "belle/dev1K.json").read_bytes().splitlines(keepends=True)
+    for i, name in enumerate(["Belle_open_source_0.5M.json", "Belle_open_source_1M.json",
+                              "train_2M_CN.json", "school_math_0.25M.json"]):
+        (OUT / "belle").mkdir(parents=True, exist_ok=True)
+        (OUT / "belle" / name).write_bytes(b"".join(dev[40 * i : 40 * (i + 1)]))
 
     # BELLE multiturn_chat_0.8M shape, from real ShareGPT-zh dialogues.
     rows = []
@@ -73,8 +78,7 @@ def main() -> None:
             rows.append({"instruction": dialogue, "input": "", "output": turns[-1][1]})
             if len(rows) == 30:
                 break
-    (OUT / "belle_multiturn").mkdir(parents=True, exist_ok=True)
-    (OUT / "belle_multiturn/multiturn_chat_0.8M.json").write_text(
+    (OUT / "belle/multiturn_chat_0.8M.json").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
     )
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from alpacacot import __version__
 from alpacacot.catalog import Catalog, DatasetEntry
-from alpacacot.collectors import CollectedFile, collect_file, sha256_file
+from alpacacot.collectors import CollectedFile, collect_files, sha256_file
 from alpacacot.errors import AlpacacotError, CollectError
 from alpacacot.pipeline import BuildOptions, process_source
 from alpacacot.record import SCHEMA_VERSION
@@ -55,7 +55,7 @@ def source_fingerprint(entry: DatasetEntry, files: list[CollectedFile], options:
     data = {
         "code": code_fingerprint(),
         "entry": entry.fingerprint_data(),
-        "inputs": [[cf.display, cf.sha256, cf.subset] for cf in files],
+        "inputs": [[cf.display, cf.sha256, cf.subset, cf.normalizer] for cf in files],
         "lang_backend": options.lang_backend,
         "max_shard_bytes": options.max_shard_bytes,
     }
@@ -144,8 +144,13 @@ def build(
             specs = entry.sample_files() if request.sample else entry.files()
             if request.sample and not specs:
                 raise CollectError(f"dataset {key!r} has no `sample` in the catalog; --sample cannot build it")
-            files = [collect_file(sf, catalog, key, cache_dir=request.cache_dir, offline=request.offline)
-                     for sf in specs]
+            files = [
+                cf
+                for sf in specs
+                for cf in collect_files(
+                    sf, catalog, key, cache_dir=request.cache_dir, offline=request.offline
+                )
+            ]
         except AlpacacotError as exc:
             failed[key] = str(exc)
             if key in old_sources:

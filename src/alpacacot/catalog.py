@@ -51,6 +51,12 @@ class SourceFile:
     subset: str
     repo: str | None = None
     revision: str | None = None
+    normalizer: str | None = None  # None: the entry's
+
+    @property
+    def is_pattern(self) -> bool:
+        """A Hub file given as a glob pattern, expanded when collected."""
+        return self.kind == "hf" and any(c in self.location for c in "*?[")
 
     @property
     def display(self) -> str:
@@ -107,8 +113,9 @@ class DatasetEntry:
                     location=location,
                     sha256=spec.get("sha256"),
                     subset=spec.get("subset") or subset_name(location),
-                    repo=src.get("repo"),
-                    revision=src.get("revision"),
+                    repo=spec.get("repo") or src.get("repo"),
+                    revision=spec.get("revision") or src.get("revision"),
+                    normalizer=spec.get("normalizer"),
                 )
             )
         return out
@@ -118,8 +125,16 @@ class DatasetEntry:
         upstream = self.files()
         out = []
         for i, path in enumerate(self.sample):
-            subset = upstream[i].subset if i < len(upstream) else subset_name(path)
-            out.append(SourceFile(kind="local", location=path, sha256=None, subset=subset))
+            twin = upstream[i] if i < len(upstream) else None
+            out.append(
+                SourceFile(
+                    kind="local",
+                    location=path,
+                    sha256=None,
+                    subset=twin.subset if twin else subset_name(path),
+                    normalizer=twin.normalizer if twin else None,
+                )
+            )
         return out
 
     def fingerprint_data(self) -> dict[str, Any]:
@@ -241,6 +256,12 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
         mixes=mixes,
         sha256=hashlib.sha256(data_bytes).hexdigest(),
     )
+    for entry in datasets.values():
+        if entry.source["kind"] == "hf" and any(not sf.repo for sf in entry.files()):
+            raise CatalogError(
+                f"{path}: datasets/{entry.key}/source: a Hub source needs `repo:` (on the source, "
+                "or on every file)"
+            )
     for mix in mixes:
         if mix in datasets:
             raise CatalogError(f"{path}: mix {mix!r} has the same name as a dataset key")

@@ -81,7 +81,7 @@ def clean_draft(draft: Draft) -> tuple[str, str, str, list[dict[str, str]]]:
 
 def iter_drafts(entry: DatasetEntry, cf: CollectedFile) -> Iterator[tuple[int, Draft | RowError | RejectRow]]:
     """Rows of one file mapped by the entry's normalizer; failures are yielded, not raised."""
-    normalize = get_normalizer(entry, cf.subset)
+    normalize = get_normalizer(entry, cf.subset, cf.normalizer)
     for row, value in iter_rows(cf.path, entry.format, name=cf.display, columns=entry.columns,
                                 compression=entry.compression):
         if isinstance(value, RowError):

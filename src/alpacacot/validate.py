@@ -19,11 +19,11 @@ PLACEHOLDER_LICENSES = {"", "unknown", "todo", "tbd", "none"}
 
 def pin_problems(entry: DatasetEntry, strict: bool) -> tuple[list[str], list[str]]:
     """Every upstream file needs a sha256 (or, on the Hub, a commit revision)."""
-    unpinned = []
-    hf_commit = entry.source["kind"] == "hf" and COMMIT.match(entry.source.get("revision") or "")
-    for sf in entry.files():
-        if not sf.sha256 and not hf_commit:
-            unpinned.append(sf.display)
+    unpinned = [
+        sf.display
+        for sf in entry.files()
+        if not sf.sha256 and not (sf.kind == "hf" and COMMIT.match(sf.revision or ""))
+    ]
     if not unpinned:
         return [], []
     reason = entry.source.get("unpinned")
@@ -63,6 +63,7 @@ def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], l
             display=sf.location,
             revision="sample",
             subset=sf.subset,
+            normalizer=sf.normalizer,
         )
         try:
             for row, item in iter_drafts(entry, cf):

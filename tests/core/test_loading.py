@@ -34,11 +34,11 @@ def test_load_a_catalog_mix_by_name(sample_build):
 
 def test_shared_records_of_real_sources_are_kept_once(sample_build):
     # The ShareGPT excerpt repeats conversations of BELLE's multi-turn set.
-    belle = {r["id"] for r in shard_rows(sample_build, "belle_multiturn")}
+    belle = {r["id"] for r in shard_rows(sample_build, "belle")}
     sharegpt = [r["id"] for r in shard_rows(sample_build, "sharegpt_zh")]
     shared = [i for i in sharegpt if i in belle]
     assert shared
-    ds = alpacacot.load("belle_multiturn-sharegpt_zh", collection=sample_build)
+    ds = alpacacot.load("belle-sharegpt_zh", collection=sample_build)
     assert len(ds) == len(belle) + len(sharegpt) - len(shared)
     assert len(set(ds["id"])) == len(ds)
 

@@ -33,6 +33,7 @@ def sample_drafts(key: str) -> list[tuple[str, int, object]]:
             display=sf.location,
             revision="sample",
             subset=sf.subset,
+            normalizer=sf.normalizer,
         )
         out += [(sf.subset, row, item) for row, item in iter_drafts(entry, cf)]
     return out
@@ -156,7 +157,9 @@ def test_flan_cot_rejects_an_empty_rationale():
 
 def test_belle_multiturn_turns_become_history(sample_build):
     record = next(
-        r for r in shard_rows(sample_build, "belle_multiturn") if r["provenance"]["row"] == 0
+        r
+        for r in shard_rows(sample_build, "belle")
+        if r["provenance"]["file"].endswith("multiturn_chat_0.8M.json") and r["provenance"]["row"] == 0
     )
     first_answer = (
         "俄语中的单词“свинья”意为“猪”，而“свинец”是“свинья”的爱称形式，"
@@ -182,7 +185,7 @@ def test_belle_multiturn_turns_become_history(sample_build):
 
 
 def test_belle_multiturn_rejects_a_dialogue_that_does_not_end_with_assistant():
-    normalize = get_normalizer(CATALOG.datasets["belle_multiturn"], "multiturn")
+    normalize = get_normalizer(CATALOG.datasets["belle"], "multiturn", "belle_multiturn")
     with pytest.raises(RejectRow) as info:
         normalize(
             {
@@ -197,7 +200,7 @@ def test_belle_multiturn_rejects_a_dialogue_that_does_not_end_with_assistant():
 @pytest.mark.parametrize(
     "key,min_share",
     [
-        ("belle_multiturn", 1.0),
+        ("belle", 0.15),
         ("sharegpt_zh", 0.5),
         ("firefly", 1.0),
         ("chinese_vicuna_chat", 1.0),

@@ -17,7 +17,6 @@ from .helpers import entry, write_catalog
 UNPINNED_BUNDLED = {
     "alpaca_cleaned",
     "belle",
-    "belle_multiturn",
     "finance",
     "gpt4all",
     "alpaca_gpt4_en",
@@ -48,7 +47,7 @@ def test_bundled_catalog_passes():
     assert re.search(r"ok: \d+ entries of .*catalog\.yaml are valid", result.output)
     # The waived entries are reported as notes, not hidden.
     for key in UNPINNED_BUNDLED:
-        assert f"note: {key}: 1 upstream file(s) without a pinned checksum" in result.output
+        assert re.search(rf"note: {key}: \d+ upstream file\(s\) without a pinned checksum", result.output)
 
 
 def test_strict_fails_on_every_waived_entry():

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from alpacacot.cli import app
 
-KEYS = ["alpaca", "cot", "belle_multiturn"]
+KEYS = ["alpaca", "cot", "belle"]
 
 
 def run(*args: str):
@@ -34,9 +34,9 @@ def test_build_stats_publish_export(tmp_path, hub):
     import datasets
 
     ds = datasets.load_dataset(
-        str(out), "belle_multiturn", split="train", cache_dir=str(tmp_path / "hf_cache")
+        str(out), "belle", split="train", cache_dir=str(tmp_path / "hf_cache")
     )
-    assert ds.num_rows == manifest["sources"]["belle_multiturn"]["counts"]["written"]
+    assert ds.num_rows == manifest["sources"]["belle"]["counts"]["written"]
 
     result = run("publish", str(out), "--repo", "org/alpaca-cot")
     files = hub.head_files("org/alpaca-cot")
@@ -60,5 +60,5 @@ def test_build_stats_publish_export(tmp_path, hub):
     run("export", str(out), "--to", "llamafactory", "--out", str(dest))
     info = json.loads((dest / "dataset_info.json").read_text())
     assert sorted(info) == sorted(KEYS)
-    multi = [json.loads(line) for line in (dest / "belle_multiturn.jsonl").open(encoding="utf-8")]
+    multi = [json.loads(line) for line in (dest / "belle.jsonl").open(encoding="utf-8")]
     assert any(row["history"] for row in multi)

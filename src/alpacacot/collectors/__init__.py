@@ -26,6 +26,7 @@ class CollectedFile:
     display: str  # URL, hf://datasets/..., or the catalog-relative path
     revision: str  # Hub commit, or sha256:<hex>
     subset: str
+    normalizer: str | None = None  # None: the entry's
 
 
 def default_cache_dir() -> Path:
@@ -90,4 +91,22 @@ def collect_file(
         display=sf.display,
         revision=revision or f"sha256:{digest}",
         subset=sf.subset,
+        normalizer=sf.normalizer,
     )
+
+
+def collect_files(
+    sf: SourceFile, catalog: Catalog, key: str, *, cache_dir: Path | None = None, offline: bool = False
+) -> list[CollectedFile]:
+    """`collect_file`, with a Hub glob pattern expanded to the matching files (sorted)."""
+    if not sf.is_pattern:
+        return [collect_file(sf, catalog, key, cache_dir=cache_dir, offline=offline)]
+    from dataclasses import replace
+
+    from alpacacot.collectors.hub import expand_hub_pattern
+
+    names = expand_hub_pattern(sf, key, cache_dir=cache_dir or default_cache_dir(), offline=offline)
+    return [
+        collect_file(replace(sf, location=name), catalog, key, cache_dir=cache_dir, offline=offline)
+        for name in names
+    ]

@@ -50,3 +50,31 @@ def fetch_hub_file(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) 
         parts[parts.index("snapshots") + 1] if "snapshots" in parts else (sf.revision or "main")
     )
     return path, commit
+
+
+def expand_hub_pattern(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) -> list[str]:
+    """The repo's file names matching the glob `sf.location`, sorted; from the cache when offline."""
+    from fnmatch import fnmatch
+
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    where = f"hf://datasets/{sf.repo}/{sf.location}@{sf.revision or 'main'}"
+    try:
+        folder = snapshot_download(
+            sf.repo, repo_type="dataset", revision=sf.revision, allow_patterns=[sf.location],
+            cache_dir=cache_dir / "hf", local_files_only=offline,
+        )
+    except LocalEntryNotFoundError as exc:
+        hint = "it is not in the cache and --offline is set" if offline else "the Hub cannot be reached"
+        raise CollectError(f"dataset {key!r}: {where}: {hint}.") from exc
+    except HfHubHTTPError as exc:
+        raise CollectError(f"dataset {key!r}: {where}: {exc}") from exc
+    root = Path(folder)
+    names = sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*")
+        if p.is_file() and fnmatch(p.relative_to(root).as_posix(), sf.location)
+    )
+    if not names:
+        raise CollectError(f"dataset {key!r}: no file of {sf.repo} matches {sf.location!r}")
+    return names

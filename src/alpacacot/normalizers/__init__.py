@@ -38,13 +38,14 @@ def register(name: str) -> Callable[[Factory], Factory]:
     return deco
 
 
-def get_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
-    """The row function for one file of `entry`."""
+def get_normalizer(entry: DatasetEntry, subset: str, name: str | None = None) -> Normalize:
+    """The row function for one file of `entry` (`name` overrides the entry's normalizer)."""
+    name = name or entry.normalizer
     try:
-        factory = NORMALIZERS[entry.normalizer]
+        factory = NORMALIZERS[name]
     except KeyError:
         raise CatalogError(
-            f"dataset {entry.key!r}: unknown normalizer {entry.normalizer!r}; "
+            f"dataset {entry.key!r}: unknown normalizer {name!r}; "
             f"known: {', '.join(sorted(NORMALIZERS))}"
         ) from None
     return factory(entry, subset)
