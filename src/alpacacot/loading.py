@@ -82,6 +82,7 @@ def load(
     as_dict: bool = False,
     catalog: Catalog | None = None,
     revision: str | None = None,
+    allow_eval: bool = False,
 ) -> datasets.Dataset | dict[str, datasets.Dataset]:
     """Load a dataset key, a mix, or keys joined by `-` from a built collection.
 
@@ -98,6 +99,8 @@ def load(
         catalog: catalog that defines the keys and mixes. Default: the collection's own sources
             and recorded mixes, plus the bundled catalog's mixes.
         revision: Hub revision when `collection` is a repo id.
+        allow_eval: read sources whose catalog entry says `split: eval`. They are kept for
+            decontamination, so by default asking for one is an error (the trainer never sets it).
 
     Returns:
         One `datasets.Dataset` with the record columns (see docs/CONTRACT.md), or a dict of them.
@@ -106,6 +109,12 @@ def load(
 
     manifest, base = _manifest(collection, revision)
     keys = resolve_keys(name, manifest, catalog)
+    held_out = [k for k in keys if manifest["sources"][k].get("split") == "eval"]
+    if held_out and not allow_eval:
+        raise AlpacacotError(
+            f"{', '.join(held_out)}: evaluation set(s) (`split: eval` in the catalog), kept for "
+            "decontamination and never loaded for training; pass allow_eval=True to read them"
+        )
     unknown = set(weights or {}) - set(keys)
     if unknown:
         raise AlpacacotError(f"weights name {', '.join(sorted(unknown))}, which is not in {keys}")

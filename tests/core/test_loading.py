@@ -147,3 +147,20 @@ def test_a_custom_collection_loads_without_its_catalog(two_sources):
     assert len(alpacacot.load("both", collection=out)) == 22
     with pytest.raises(AlpacacotError, match="unknown dataset 'third'"):
         alpacacot.load("first-third", collection=out)
+
+
+def test_an_evaluation_set_is_never_loaded_for_training(tmp_path):
+    write_jsonl(tmp_path / "t.jsonl", [{"instruction": "Name a colour.", "output": "Red."}])
+    write_jsonl(tmp_path / "e.jsonl", [{"instruction": "Name a shape.", "output": "Circle."}])
+    path = write_catalog(
+        tmp_path / "catalog.yaml",
+        {
+            "train_set": entry({"kind": "local", "path": "t.jsonl"}),
+            "eval_set": entry({"kind": "local", "path": "e.jsonl"}, split="eval"),
+        },
+    )
+    out = tmp_path / "out"
+    run_cli("build", "--catalog", path, "--out", out)
+    with pytest.raises(AlpacacotError, match="eval_set: evaluation set"):
+        alpacacot.load("train_set-eval_set", collection=out)
+    assert len(alpacacot.load("eval_set", collection=out, allow_eval=True)) == 1
