@@ -26,8 +26,7 @@ class ShardWriter:
     def __init__(self, directory: Path, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES):
         self.directory = directory
         self.max_shard_bytes = max_shard_bytes
-        self.columns: dict[str, list[Any]] = {name: [] for name in ARROW_SCHEMA.names}
-        self.pending = 0
+        self.pending: list[dict[str, Any]] = []
         self.shard_bytes = 0
         self.paths: list[Path] = []
         self.records: list[int] = []
@@ -37,11 +36,9 @@ class ShardWriter:
         if self._writer is not None and self.shard_bytes + text_bytes > self.max_shard_bytes:
             self._flush()
             self._close_shard()
-        for name, values in self.columns.items():
-            values.append(record[name])
-        self.pending += 1
+        self.pending.append(record)
         self.shard_bytes += text_bytes
-        if self.pending >= ROW_GROUP:
+        if len(self.pending) >= ROW_GROUP:
             self._flush()
 
     def _flush(self) -> None:
@@ -52,12 +49,12 @@ class ShardWriter:
             self.paths.append(path)
             self.records.append(0)
             self._writer = pq.ParquetWriter(path, ARROW_SCHEMA, compression="zstd")
-        arrays = [pa.array(self.columns[f.name], type=f.type) for f in ARROW_SCHEMA]
+        # One list per column, built at once: cheaper than ten appends per record.
+        rows = self.pending
+        arrays = [pa.array([r[f.name] for r in rows], type=f.type) for f in ARROW_SCHEMA]
         self._writer.write_batch(pa.RecordBatch.from_arrays(arrays, schema=ARROW_SCHEMA))
-        self.records[-1] += self.pending
-        for values in self.columns.values():
-            values.clear()
-        self.pending = 0
+        self.records[-1] += len(rows)
+        self.pending = []
 
     def _close_shard(self) -> None:
         if self._writer is not None:
