@@ -6,9 +6,11 @@ Builds a byte-level BPE tokenizer on the records and a tiny random llama (hidden
 encodes the records once with the trainer's own code (alpaca template, prompt masked), then trains
 LoRA (q_proj, v_proj) for one epoch over the same examples with transformers' Trainer in three ways:
 
-- baseline: the alpaca-lora recipe, every example padded to cutoff_len, random order;
-- group_by_length: the trainer's default, dynamic padding with length-grouped batches;
-- packing: examples packed into rows of cutoff_len tokens (--packing).
+- baseline: the alpaca-lora recipe, every example padded to cutoff_len, random order, a plain
+  Trainer computing the model's own loss (logits at every position);
+- group_by_length: the trainer's default, dynamic padding with length-grouped batches, and its
+  Trainer with the LM head applied to labelled positions only (train.TargetsOnlyLoss);
+- packing: examples packed into rows of cutoff_len tokens (--packing), same Trainer.
 
 Reports the share of non-padding tokens and real (non-padding) tokens per second of each, best of
 --repeats runs. Needs the `[train]` extra; reads no network.
@@ -53,6 +55,7 @@ def run_mode(mode: str, model_dir: Path, examples: list[dict], args, workdir: Pa
     from alpacacot.training.config import TrainConfig
     from alpacacot.training.data import PaddingCollator, pack_examples
     from alpacacot.training.models import MODELS, load_model_for_training
+    from alpacacot.training.train import _trainer_class, targets_only_loss
 
     cfg = TrainConfig(model_name_or_path=str(model_dir), data=["bench"], seed=0)
     model, tokenizer, _ = load_model_for_training(cfg, MODELS["llama"])
@@ -80,7 +83,7 @@ def run_mode(mode: str, model_dir: Path, examples: list[dict], args, workdir: Pa
         disable_tqdm=True,
         dataloader_num_workers=0,
     )
-    trainer = Trainer(
+    common = dict(
         model=model,
         args=targs,
         data_collator=collator,
@@ -88,6 +91,14 @@ def run_mode(mode: str, model_dir: Path, examples: list[dict], args, workdir: Pa
         processing_class=tokenizer,
         callbacks=[timer := StepTimer()],
     )
+    if mode == "baseline":  # the alpaca-lora recipe: a plain Trainer, the model's own loss
+        trainer = Trainer(**common)
+    else:  # what `alpacacot-data train` runs: its Trainer class and loss
+        trainer = _trainer_class()(
+            **common,
+            eval_collator=collator,
+            compute_loss_func=targets_only_loss(model, MODELS["llama"]),
+        )
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start

@@ -163,6 +163,58 @@ def test_packed_examples_do_not_see_each_other(tiny_model, tokenizer):
             start += ids.shape[1]
 
 
+@pytest.mark.parametrize("model_type", list(TINY_CONFIGS))
+def test_targets_only_head_gives_the_models_own_loss_and_gradients(
+    tiny_model, tokenizer, model_type
+):
+    # The trainer applies the LM head to labelled positions only; the loss it optimizes and the
+    # gradients of the LoRA weights must be the model's own, with padding and masked prompts.
+    import torch
+
+    from alpacacot.training.config import build_config
+    from alpacacot.training.data import PaddingCollator, encode_records
+    from alpacacot.training.models import MODELS, load_model_for_training
+    from alpacacot.training.train import TargetsOnlyLoss, targets_only_loss
+
+    path = str(tiny_model(model_type))
+    cfg = build_config({"model_type": model_type, "model_name_or_path": path, "data": ["x.json"]})
+    model, tok, _ = load_model_for_training(cfg, MODELS[model_type])
+    model.eval()  # no dropout: both passes must see the same network
+    torch.manual_seed(0)
+    for name, param in model.named_parameters():
+        if "lora_B" in name:  # zero at init; give the adapter a say in the outputs
+            torch.nn.init.normal_(param, std=0.1)
+    records = [
+        {"id": "a", "instruction": "Name a color.", "input": "", "output": "Blue, like the sky."},
+        {"id": "b", "instruction": "Add 2 and 3.", "input": "Show the sum.", "output": "5"},
+    ]
+    examples, _ = encode_records(records, tok, MODELS[model_type].template, cutoff_len=256)
+    batch = PaddingCollator(tok.pad_token_id)(examples)
+    loss_fn = targets_only_loss(model, MODELS[model_type])
+    assert isinstance(loss_fn, TargetsOnlyLoss)
+
+    def loss_and_grads(fn):
+        model.zero_grad()
+        loss = fn()
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.requires_grad]
+        return loss.detach(), grads
+
+    n_items = (batch["labels"][:, 1:] != -100).sum()
+    inputs = {k: v for k, v in batch.items() if k != "labels"}
+    for items in (None, n_items):
+        extra = {} if items is None else {"num_items_in_batch": items}
+        own, own_grads = loss_and_grads(lambda: model(**batch, **extra).loss)
+        ours, our_grads = loss_and_grads(
+            lambda: loss_fn(
+                model(**inputs, **TargetsOnlyLoss.model_kwargs()), batch["labels"], items
+            )
+        )
+        torch.testing.assert_close(ours, own)
+        for a, b in zip(our_grads, own_grads, strict=True):
+            torch.testing.assert_close(a, b)
+
+
 # ------------------------------------------------------------------------- registry and loading
 @pytest.mark.parametrize("model_type", list(TINY_CONFIGS))
 def test_each_registered_type_trains_with_its_default_targets(tiny_model, tmp_path, model_type):

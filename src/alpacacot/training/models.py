@@ -26,7 +26,9 @@ class ModelSpec:
     wins (the Hub's remote-code ChatGLM names its attention `query_key_value`, transformers' native
     GLM `q_proj`/`v_proj`). `pad_token` is the special token used for padding when the tokenizer has
     none. `packing` is True where positions come from position ids (rotary), so packed examples can
-    be kept apart; ALiBi models (bloom) cannot.
+    be kept apart; ALiBi models (bloom) cannot. `targets_only_logits` lets the trainer apply the LM
+    head to labelled positions only (see train.TargetsOnlyLoss): right for a model whose logits are
+    its head applied to its last hidden state, with no scaling or soft-capping after it.
     """
 
     name: str
@@ -35,6 +37,7 @@ class ModelSpec:
     pad_token: tuple[str, ...] = ("unk", "eos")
     trust_remote_code: bool = False
     packing: bool = True
+    targets_only_logits: bool = False
 
 
 MODELS: dict[str, ModelSpec] = {}
@@ -45,27 +48,43 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-register_model(ModelSpec("llama", lora_targets=(("q_proj", "v_proj"),)))
+register_model(ModelSpec("llama", lora_targets=(("q_proj", "v_proj"),), targets_only_logits=True))
 register_model(
     ModelSpec(
         "chatglm",
         lora_targets=(("query_key_value",), ("q_proj", "v_proj")),
         template="chatglm",
         pad_token=("eos", "unk"),
+        targets_only_logits=True,
     )
 )
 register_model(
     ModelSpec(
-        "bloom", lora_targets=(("query_key_value",),), pad_token=("pad", "eos"), packing=False
+        "bloom",
+        lora_targets=(("query_key_value",),),
+        pad_token=("pad", "eos"),
+        packing=False,
+        targets_only_logits=True,
     )
 )
 register_model(
     ModelSpec(
-        "qwen2", lora_targets=(("q_proj", "v_proj"),), template="chatml", pad_token=("pad", "eos")
+        "qwen2",
+        lora_targets=(("q_proj", "v_proj"),),
+        template="chatml",
+        pad_token=("pad", "eos"),
+        targets_only_logits=True,
     )
 )
-register_model(ModelSpec("mistral", lora_targets=(("q_proj", "v_proj"),)))
-register_model(ModelSpec("gemma", lora_targets=(("q_proj", "v_proj"),), pad_token=("pad", "eos")))
+register_model(ModelSpec("mistral", lora_targets=(("q_proj", "v_proj"),), targets_only_logits=True))
+register_model(
+    ModelSpec(
+        "gemma",
+        lora_targets=(("q_proj", "v_proj"),),
+        pad_token=("pad", "eos"),
+        targets_only_logits=True,
+    )
+)
 register_model(
     ModelSpec(
         "internlm",

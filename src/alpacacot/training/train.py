@@ -17,6 +17,7 @@ from typing import Any
 
 from alpacacot.training.config import TrainConfig, TrainingError
 from alpacacot.training.data import (
+    IGNORE_INDEX,
     PaddingCollator,
     encode_records,
     ids_sha256,
@@ -26,6 +27,7 @@ from alpacacot.training.data import (
 )
 from alpacacot.training.models import (
     MODELS,
+    ModelSpec,
     get_spec,
     load_model_for_training,
     require_cuda_for_quantization,
@@ -98,16 +100,64 @@ def _step_recorder() -> Any:
     return StepRecorder()
 
 
+class TargetsOnlyLoss:
+    """Causal-LM loss with the LM head applied only where a label is learned.
+
+    The prompt (unless --train_on_inputs) and the padding carry no label, yet a model's own loss
+    projects every position onto the whole vocabulary: on a small model that projection and its
+    softmax are most of the step. Here the model returns its final hidden states (and one position
+    of logits), and the head runs on the labelled positions alone. The value is the model's own
+    loss (same shift, same sum over `num_items_in_batch` or mean), tested against it.
+    """
+
+    def __init__(self, head: Any) -> None:
+        self.head = head
+
+    @staticmethod
+    def model_kwargs() -> dict[str, Any]:
+        return {"logits_to_keep": 1, "output_hidden_states": True}
+
+    def __call__(self, outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        import torch.nn.functional as F
+
+        hidden = outputs.hidden_states[-1][:, :-1]
+        target = labels[:, 1:].to(hidden.device)
+        keep = target != IGNORE_INDEX
+        logits = self.head(hidden[keep]).float()
+        loss = F.cross_entropy(logits, target[keep], reduction="sum")
+        if num_items_in_batch is None:
+            return loss / keep.sum().clamp(min=1)
+        return loss / num_items_in_batch
+
+
+def targets_only_loss(model: Any, spec: ModelSpec) -> TargetsOnlyLoss | None:
+    """The loss above when the model supports it (its forward takes `logits_to_keep`), else None."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if not spec.targets_only_logits:
+        return None
+    if "logits_to_keep" not in inspect.signature(base.forward).parameters:
+        return None
+    return TargetsOnlyLoss(base.get_output_embeddings())
+
+
 def _trainer_class() -> Any:
     from transformers import Trainer
 
     class CollectionTrainer(Trainer):
         """A Trainer whose evaluation batches use their own collator, so the padding share
-        counted by the training collator covers training batches only."""
+        counted by the training collator covers training batches only, and that asks the model
+        for what a `TargetsOnlyLoss` needs."""
 
         def __init__(self, *args: Any, eval_collator: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.eval_collator = eval_collator
+
+        def compute_loss(self, model: Any, inputs: dict, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(self.compute_loss_func, TargetsOnlyLoss):
+                inputs = {**inputs, **TargetsOnlyLoss.model_kwargs()}
+            return super().compute_loss(model, inputs, *args, **kwargs)
 
         def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
             train_collator = self.data_collator
@@ -211,6 +261,7 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
         callbacks=[recorder],
+        compute_loss_func=targets_only_loss(model, spec),
     )
     result = trainer.train(resume_from_checkpoint=resume)
     real, total = _all_reduce([collator.real_tokens, collator.total_tokens])
