@@ -204,9 +204,9 @@ def test_targets_only_head_gives_the_models_own_loss_and_gradients(
     inputs = {k: v for k, v in batch.items() if k != "labels"}
     for items in (None, n_items):
         extra = {} if items is None else {"num_items_in_batch": items}
-        own, own_grads = loss_and_grads(lambda: model(**batch, **extra).loss)
+        own, own_grads = loss_and_grads(lambda extra=extra: model(**batch, **extra).loss)
         ours, our_grads = loss_and_grads(
-            lambda: loss_fn(
+            lambda items=items: loss_fn(
                 model(**inputs, **TargetsOnlyLoss.model_kwargs()), batch["labels"], items
             )
         )
