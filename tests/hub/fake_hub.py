@@ -1,4 +1,5 @@
-"""A tiny in-memory Hub on 127.0.0.1 answering the endpoints huggingface_hub's upload path calls.
+"""A tiny in-memory Hub on 127.0.0.1 answering the endpoints huggingface_hub's upload path calls,
+and the `resolve` downloads of `hf_hub_download`.
 
 It keeps repos, branches and commits (each commit a full snapshot of files), records every request
 (method, path, query, JSON or NDJSON body, headers), and can be told to fail a request with a given
@@ -73,6 +74,9 @@ class FakeHub:
             def do_GET(self) -> None:
                 hub._handle(self, "GET")
 
+            def do_HEAD(self) -> None:
+                hub._handle(self, "HEAD")
+
             def do_POST(self) -> None:
                 hub._handle(self, "POST")
 
@@ -132,7 +136,7 @@ class FakeHub:
                 status, payload, headers = self._route(method, path, url.query, body)
             except Exception as err:  # noqa: BLE001 - a bug here should show as a 500, not a hang
                 status, payload, headers = 500, {"error": repr(err)}, {}
-        self._send(h, status, payload, headers)
+        self._send(h, status, payload, headers, head=method == "HEAD")
 
     def _send(
         self,
@@ -140,17 +144,23 @@ class FakeHub:
         status: int,
         payload: Any,
         headers: dict[str, str] | None = None,
+        head: bool = False,
     ) -> None:
-        data = json.dumps(payload).encode()
+        raw = isinstance(payload, bytes)
+        data = payload if raw else json.dumps(payload).encode()
         h.send_response(status)
-        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Type", "application/octet-stream" if raw else "application/json")
         h.send_header("Content-Length", str(len(data)))
         for k, v in (headers or {}).items():
             h.send_header(k, v)
         h.end_headers()
-        h.wfile.write(data)
+        if not head:
+            h.wfile.write(data)
 
     def _route(self, method: str, path: str, query: str, body: Any):
+        m = re.fullmatch(r"/datasets/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", path)
+        if method in ("GET", "HEAD") and m:
+            return self._resolve(*m.groups())
         if method == "POST" and path == "/api/repos/create":
             return self._create_repo(body)
         if method == "POST" and path == "/api/validate-yaml":
@@ -200,6 +210,19 @@ class FakeHub:
         except Exception as err:  # noqa: BLE001
             return 400, {"errors": [{"message": f"invalid YAML: {err}"}]}, {}
         return 200, {"errors": [], "warnings": []}, {}
+
+    def _resolve(self, repo_id: str, rev: str, name: str):
+        """A file's bytes, with the headers hf_hub_download reads (commit, etag, size)."""
+        repo = self.repos.get(repo_id)
+        files = repo.files(unquote(rev)) if repo else None
+        if files is None:
+            return 404, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"}
+        if name not in files:
+            return 404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"}
+        data = files[name]
+        commit = repo.branches.get(unquote(rev), unquote(rev))
+        etag = hashlib.sha256(data).hexdigest() if name.endswith(LFS_SUFFIXES) else _git_sha1(data)
+        return 200, data, {"X-Repo-Commit": commit, "ETag": f'"{etag}"'}
 
     def _info(self, repo_id: str, rev: str):
         repo = self.repos.get(repo_id)

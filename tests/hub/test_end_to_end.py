@@ -62,3 +62,27 @@ def test_build_stats_publish_export(tmp_path, hub):
     assert sorted(info) == sorted(KEYS)
     multi = [json.loads(line) for line in (dest / "belle.jsonl").open(encoding="utf-8")]
     assert any(row["history"] for row in multi)
+
+
+def test_a_published_collection_loads_by_repo_id(tmp_path, hub, monkeypatch):
+    # What users and the trainer do after `publish`: alpacacot.load(..., collection="ORG/NAME").
+    from huggingface_hub import constants
+
+    import alpacacot
+
+    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
+    monkeypatch.setattr(
+        constants,
+        "HUGGINGFACE_CO_URL_TEMPLATE",
+        hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}",
+    )
+    out = tmp_path / "collection"
+    run("build", "--sample", "--out", str(out), "alpaca", "cot")
+    run("publish", str(out), "--repo", "org/alpaca-cot")
+
+    remote = alpacacot.load("alpaca-cot", collection="org/alpaca-cot")
+    local = alpacacot.load("alpaca-cot", collection=out)
+    assert remote["id"] == local["id"] and len(remote) > 0
+    downloads = [r.path for r in hub.requests if "/resolve/" in r.path and r.method == "GET"]
+    assert any(p.endswith("manifest.json") for p in downloads)
+    assert any(p.endswith("cot/train-00000-of-00001.parquet") for p in downloads)
