@@ -64,18 +64,10 @@ def test_build_stats_publish_export(tmp_path, hub):
     assert any(row["history"] for row in multi)
 
 
-def test_a_published_collection_loads_by_repo_id(tmp_path, hub, monkeypatch):
+def test_a_published_collection_loads_by_repo_id(tmp_path, hub):
     # What users and the trainer do after `publish`: alpacacot.load(..., collection="ORG/NAME").
-    from huggingface_hub import constants
-
     import alpacacot
 
-    monkeypatch.setattr(constants, "ENDPOINT", hub.endpoint)
-    monkeypatch.setattr(
-        constants,
-        "HUGGINGFACE_CO_URL_TEMPLATE",
-        hub.endpoint + "/{repo_id}/resolve/{revision}/{filename}",
-    )
     out = tmp_path / "collection"
     run("build", "--sample", "--out", str(out), "alpaca", "cot")
     run("publish", str(out), "--repo", "org/alpaca-cot")
