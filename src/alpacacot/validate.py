@@ -6,7 +6,7 @@ import re
 from collections import Counter
 
 from alpacacot.catalog import Catalog, DatasetEntry
-from alpacacot.collectors import CollectedFile, sha256_file
+from alpacacot.collectors import collect_file
 from alpacacot.errors import AlpacacotError
 from alpacacot.normalizers import RejectRow
 from alpacacot.pipeline import clean_draft, iter_drafts
@@ -52,19 +52,11 @@ def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], l
     read = rejected = 0
     reasons: Counter[str] = Counter()
     for sf in entry.sample_files():
-        path = catalog.local_path(sf.location)
-        if not path.is_file():
-            problems.append(f"{entry.key}: sample {sf.location} not found (looked for {path})")
+        try:
+            cf = collect_file(sf, catalog, entry.key)
+        except AlpacacotError as exc:
+            problems.append(f"sample of {exc}")
             continue
-        cf = CollectedFile(
-            path=path,
-            sha256=sha256_file(path),
-            bytes=path.stat().st_size,
-            display=sf.location,
-            revision="sample",
-            subset=sf.subset,
-            normalizer=sf.normalizer,
-        )
         try:
             for row, item in iter_drafts(entry, cf):
                 read += 1

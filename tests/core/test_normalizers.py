@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from alpacacot.catalog import load_catalog
-from alpacacot.collectors import CollectedFile, sha256_file
+from alpacacot.collectors import collect_file
 from alpacacot.normalizers import RejectRow, get_normalizer
 from alpacacot.pipeline import iter_drafts
 from alpacacot.readers import RowError, iter_rows
@@ -25,16 +25,7 @@ def sample_drafts(key: str) -> list[tuple[str, int, object]]:
     entry = CATALOG.datasets[key]
     out = []
     for sf in entry.sample_files():
-        path = CATALOG.local_path(sf.location)
-        cf = CollectedFile(
-            path=path,
-            sha256=sha256_file(path),
-            bytes=path.stat().st_size,
-            display=sf.location,
-            revision="sample",
-            subset=sf.subset,
-            normalizer=sf.normalizer,
-        )
+        cf = collect_file(sf, CATALOG, key)
         out += [(sf.subset, row, item) for row, item in iter_drafts(entry, cf)]
     return out
 
@@ -159,7 +150,8 @@ def test_belle_multiturn_turns_become_history(sample_build):
     record = next(
         r
         for r in shard_rows(sample_build, "belle")
-        if r["provenance"]["file"].endswith("multiturn_chat_0.8M.json") and r["provenance"]["row"] == 0
+        if r["provenance"]["file"].endswith("multiturn_chat_0.8M.json")
+        and r["provenance"]["row"] == 0
     )
     first_answer = (
         "俄语中的单词“свинья”意为“猪”，而“свинец”是“свинья”的爱称形式，"

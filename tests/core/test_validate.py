@@ -74,7 +74,7 @@ def test_a_local_file_needs_a_pin_too(project):
     [
         ("placeholder_licence", {"license": "unknown"}, "`license: unknown` is not a licence"),
         ("no_sample", {"sample": None}, "no `sample:` excerpt"),
-        ("missing_sample", {"sample": "data/nope.jsonl"}, "sample data/nope.jsonl not found"),
+        ("missing_sample", {"sample": "data/nope.jsonl"}, "local file data/nope.jsonl not found"),
         (
             "unpinned_url",
             {"source": {"kind": "url", "url": "https://example.org/data/rows.jsonl"}},
