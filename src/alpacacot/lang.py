@@ -138,7 +138,9 @@ class LanguageTagger:
 
     def __init__(self, backend: str = "fasttext", declared: list[str] | None = None):
         if backend not in BACKENDS:
-            raise ValueError(f"unknown language backend {backend!r}; use one of {', '.join(BACKENDS)}")
+            raise ValueError(
+                f"unknown language backend {backend!r}; use one of {', '.join(BACKENDS)}"
+            )
         self.backend = backend
         self.fallback = declared[0] if declared and len(declared) == 1 else "und"
         self._model = None

@@ -35,8 +35,12 @@ class Counts:
     rejected: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        return {"read": self.read, "written": self.written, "duplicates": self.duplicates,
-                "rejected": self.rejected}
+        return {
+            "read": self.read,
+            "written": self.written,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+        }
 
 
 @dataclass
@@ -69,7 +73,9 @@ def clean_draft(draft: Draft) -> tuple[str, str, str, list[dict[str, str]]]:
     history = []
     for n, turn in enumerate(draft.get("history") or ()):
         try:
-            history.append({"user": clean_text(turn["user"]), "assistant": clean_text(turn["assistant"])})
+            history.append(
+                {"user": clean_text(turn["user"]), "assistant": clean_text(turn["assistant"])}
+            )
         except InvalidText as exc:
             raise RejectRow("history", f"turn {n}: {exc}") from None
     if not out[0]:
@@ -79,11 +85,14 @@ def clean_draft(draft: Draft) -> tuple[str, str, str, list[dict[str, str]]]:
     return out[0], out[1], out[2], history
 
 
-def iter_drafts(entry: DatasetEntry, cf: CollectedFile) -> Iterator[tuple[int, Draft | RowError | RejectRow]]:
+def iter_drafts(
+    entry: DatasetEntry, cf: CollectedFile
+) -> Iterator[tuple[int, Draft | RowError | RejectRow]]:
     """Rows of one file mapped by the entry's normalizer; failures are yielded, not raised."""
     normalize = get_normalizer(entry, cf.subset, cf.normalizer)
-    for row, value in iter_rows(cf.path, entry.format, name=cf.display, columns=entry.columns,
-                                compression=entry.compression):
+    for row, value in iter_rows(
+        cf.path, entry.format, name=cf.display, columns=entry.columns, compression=entry.compression
+    ):
         if isinstance(value, RowError):
             yield row, value
             continue
@@ -165,11 +174,17 @@ def process_source(
                     "source": key,
                     "lang": lang,
                     "tags": base_tags + [t for t in extra_tags if t not in base_tags]
-                    if extra_tags else base_tags,
-                    "provenance": {"file": prov_file, "revision": prov_rev, "row": row,
-                                   "license": license_},
+                    if extra_tags
+                    else base_tags,
+                    "provenance": {
+                        "file": prov_file,
+                        "revision": prov_rev,
+                        "row": row,
+                        "license": license_,
+                    },
                     "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str)
-                    if meta else "{}",
+                    if meta
+                    else "{}",
                 }
                 if validate is not None:
                     try:
@@ -211,12 +226,20 @@ def process_source(
     shard_info = []
     for path, n in final:
         path = target / path.name
-        shard_info.append({"path": f"{key}/{path.name}", "records": n, "bytes": path.stat().st_size,
-                           "sha256": sha256_file(path)})
+        shard_info.append(
+            {
+                "path": f"{key}/{path.name}",
+                "records": n,
+                "bytes": path.stat().st_size,
+                "sha256": sha256_file(path),
+            }
+        )
     assert counts.read == counts.written + counts.duplicates + counts.rejected, counts
     return {
-        "inputs": [{"file": cf.display, "sha256": cf.sha256, "bytes": cf.bytes, "revision": cf.revision}
-                   for cf in files],
+        "inputs": [
+            {"file": cf.display, "sha256": cf.sha256, "bytes": cf.bytes, "revision": cf.revision}
+            for cf in files
+        ],
         "counts": counts.as_dict(),
         "lang_counts": dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0]))),
         "shards": shard_info,

@@ -39,7 +39,7 @@ class RowError:
 def open_binary(path: Path, compression: str = "infer"):
     """Open a file for binary reading, decompressing gzip when asked or when the name says so."""
     gz = compression == "gzip" or (compression == "infer" and path.name.endswith(".gz"))
-    with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+    with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
         yield fh
 
 
@@ -70,16 +70,25 @@ def read_json_array(fh: IO[bytes], name: str) -> Iterator[Row]:
     if first != b"[":
         found = repr(first.decode("utf-8", "replace")) if first else "an empty file"
         raise MalformedFileError(
-            name, None, f"expected a JSON array of objects at the top level, found {found} "
-            "(one JSON object per line is `format: jsonl`)"
+            name,
+            None,
+            f"expected a JSON array of objects at the top level, found {found} "
+            "(one JSON object per line is `format: jsonl`)",
         )
     try:
         for i, item in enumerate(ijson.items(fh, "item", use_float=True)):
-            yield i, item if isinstance(item, dict) else RowError(
-                f"expected a JSON object, got {type(item).__name__}", json.dumps(item)[:2000]
+            yield (
+                i,
+                item
+                if isinstance(item, dict)
+                else RowError(
+                    f"expected a JSON object, got {type(item).__name__}", json.dumps(item)[:2000]
+                ),
             )
     except ijson.JSONError as exc:
-        raise MalformedFileError(name, _json_error_line(fh), f"not a valid JSON array ({exc})") from exc
+        raise MalformedFileError(
+            name, _json_error_line(fh), f"not a valid JSON array ({exc})"
+        ) from exc
 
 
 def _json_error_line(fh: IO[bytes]) -> int | None:
@@ -119,7 +128,9 @@ def read_jsonl(fh: IO[bytes], name: str) -> Iterator[Row]:
         yield i, value
 
 
-def _read_delimited(fh: IO[bytes], name: str, delimiter: str, columns: list[str] | None) -> Iterator[Row]:
+def _read_delimited(
+    fh: IO[bytes], name: str, delimiter: str, columns: list[str] | None
+) -> Iterator[Row]:
     # newline="" keeps line breaks inside quoted CSV fields; TSV (no quoting) is one row per line.
     text = io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape", newline="")
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
@@ -138,15 +149,27 @@ def _read_delimited(fh: IO[bytes], name: str, delimiter: str, columns: list[str]
                 continue
             raw = delimiter.join(cells)
             if not raw.isascii() and _ESCAPED_BYTE.search(raw):
-                yield i, RowError("invalid UTF-8", raw.encode("utf-8", "surrogateescape").decode(
-                    "utf-8", "replace"))
+                yield (
+                    i,
+                    RowError(
+                        "invalid UTF-8",
+                        raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                    ),
+                )
                 continue
             if len(cells) != width:
-                yield i, RowError(f"expected {width} columns ({', '.join(header)}), got {len(cells)}", raw)
+                yield (
+                    i,
+                    RowError(
+                        f"expected {width} columns ({', '.join(header)}), got {len(cells)}", raw
+                    ),
+                )
                 continue
             yield i, dict(zip(header, cells, strict=True))
     except csv.Error as exc:
-        raise MalformedFileError(name, reader.line_num, f"not valid {delimiter!r}-separated text: {exc}") from exc
+        raise MalformedFileError(
+            name, reader.line_num, f"not valid {delimiter!r}-separated text: {exc}"
+        ) from exc
 
 
 def read_tsv(fh: IO[bytes], name: str, columns: list[str] | None = None) -> Iterator[Row]:
@@ -181,13 +204,19 @@ READERS: dict[str, Callable[..., Iterator[Row]]] = {
 
 
 def iter_rows(
-    path: Path, fmt: str, *, name: str | None = None, columns: list[str] | None = None,
+    path: Path,
+    fmt: str,
+    *,
+    name: str | None = None,
+    columns: list[str] | None = None,
     compression: str = "infer",
 ) -> Iterator[Row]:
     """Yield `(row, dict | RowError)` for every row of `path` read as `fmt`."""
     name = name or str(path)
     if fmt not in READERS:
-        raise MalformedFileError(name, None, f"unknown format {fmt!r}; use one of {', '.join(READERS)}")
+        raise MalformedFileError(
+            name, None, f"unknown format {fmt!r}; use one of {', '.join(READERS)}"
+        )
     with open_binary(path, compression) as fh:
         if fmt != "parquet":
             _skip_bom(fh)

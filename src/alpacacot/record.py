@@ -23,7 +23,9 @@ ARROW_SCHEMA = pa.schema(
         pa.field("output", pa.string(), nullable=False),
         pa.field(
             "history",
-            pa.list_(pa.struct([pa.field("user", pa.string()), pa.field("assistant", pa.string())])),
+            pa.list_(
+                pa.struct([pa.field("user", pa.string()), pa.field("assistant", pa.string())])
+            ),
             nullable=False,
         ),
         pa.field("source", pa.string(), nullable=False),

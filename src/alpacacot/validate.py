@@ -55,7 +55,7 @@ def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], l
         try:
             cf = collect_file(sf, catalog, entry.key)
         except AlpacacotError as exc:
-            problems.append(f"sample of {exc}")
+            problems.append(f"{entry.key}: sample: {exc}")
             continue
         try:
             for row, item in iter_drafts(entry, cf):

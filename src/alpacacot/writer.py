@@ -97,7 +97,11 @@ class RejectWriter:
         if not isinstance(raw, str):
             raw = json.dumps(raw, ensure_ascii=False, default=str)
         entry = {
-            "source": self.source, "file": file, "row": row, "field": field, "reason": reason,
+            "source": self.source,
+            "file": file,
+            "row": row,
+            "field": field,
+            "reason": reason,
             "raw": raw[: self.RAW_LIMIT],
         }
         self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")

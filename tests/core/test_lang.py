@@ -110,8 +110,12 @@ def test_plain_english_rule_settles_english_without_the_model_and_nothing_else()
         "Describe a unique way to cook a steak. One unique way to cook a steak is to sous vide it "
         "in a water bath at a precise temperature and then sear it in a very hot pan."
     )
-    assert not _is_plain_english("Le chat dort sur la table et mon ami mange une pomme dans la cuisine")
-    assert not _is_plain_english("Der Hund spielt im Garten und die Katze schlaeft auf dem Sofa heute")
+    assert not _is_plain_english(
+        "Le chat dort sur la table et mon ami mange une pomme dans la cuisine"
+    )
+    assert not _is_plain_english(
+        "Der Hund spielt im Garten und die Katze schlaeft auf dem Sofa heute"
+    )
     assert not _is_plain_english("def f(x):\n    return [i * i for i in range(x) if i % 2]")
     assert not _is_plain_english("Summarize the text.")  # too short to judge: the model decides
     assert not _is_plain_english("写一个 function that returns the sum of a list")  # not ASCII

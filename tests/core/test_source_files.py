@@ -1,4 +1,4 @@
-"""Sources of several files: a normalizer per file, and Hub glob patterns (read from the HF cache)."""
+"""Sources of several files: a normalizer per file, and Hub glob patterns (from the HF cache)."""
 
 from __future__ import annotations
 

@@ -47,7 +47,9 @@ def test_bundled_catalog_passes():
     assert re.search(r"ok: \d+ entries of .*catalog\.yaml are valid", result.output)
     # The waived entries are reported as notes, not hidden.
     for key in UNPINNED_BUNDLED:
-        assert re.search(rf"note: {key}: \d+ upstream file\(s\) without a pinned checksum", result.output)
+        assert re.search(
+            rf"note: {key}: \d+ upstream file\(s\) without a pinned checksum", result.output
+        )
 
 
 def test_strict_fails_on_every_waived_entry():

@@ -96,7 +96,12 @@ def collect_file(
 
 
 def collect_files(
-    sf: SourceFile, catalog: Catalog, key: str, *, cache_dir: Path | None = None, offline: bool = False
+    sf: SourceFile,
+    catalog: Catalog,
+    key: str,
+    *,
+    cache_dir: Path | None = None,
+    offline: bool = False,
 ) -> list[CollectedFile]:
     """`collect_file`, with a Hub glob pattern expanded to the matching files (sorted)."""
     if not sf.is_pattern:

@@ -62,17 +62,26 @@ def expand_hub_pattern(sf: SourceFile, key: str, *, cache_dir: Path, offline: bo
     where = f"hf://datasets/{sf.repo}/{sf.location}@{sf.revision or 'main'}"
     try:
         folder = snapshot_download(
-            sf.repo, repo_type="dataset", revision=sf.revision, allow_patterns=[sf.location],
-            cache_dir=cache_dir / "hf", local_files_only=offline,
+            sf.repo,
+            repo_type="dataset",
+            revision=sf.revision,
+            allow_patterns=[sf.location],
+            cache_dir=cache_dir / "hf",
+            local_files_only=offline,
         )
     except LocalEntryNotFoundError as exc:
-        hint = "it is not in the cache and --offline is set" if offline else "the Hub cannot be reached"
+        hint = (
+            "it is not in the cache and --offline is set"
+            if offline
+            else "the Hub cannot be reached"
+        )
         raise CollectError(f"dataset {key!r}: {where}: {hint}.") from exc
     except HfHubHTTPError as exc:
         raise CollectError(f"dataset {key!r}: {where}: {exc}") from exc
     root = Path(folder)
     names = sorted(
-        p.relative_to(root).as_posix() for p in root.rglob("*")
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
         if p.is_file() and fnmatch(p.relative_to(root).as_posix(), sf.location)
     )
     if not names:

@@ -58,8 +58,16 @@ def belle_multiturn_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
     return normalize
 
 
-ROLE_ALIASES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant"}
+ROLE_ALIASES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "chatgpt": "assistant",
+    "bing": "assistant",
+    "bard": "assistant",
+    "model": "assistant",
+}
 
 
 @register("sharegpt")
@@ -70,7 +78,9 @@ def sharegpt_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
     def normalize(row: dict[str, Any]) -> Draft:
         turns = row.get(col)
         if not isinstance(turns, list):
-            raise RejectRow(col, "missing field" if turns is None else "expected a list of messages")
+            raise RejectRow(
+                col, "missing field" if turns is None else "expected a list of messages"
+            )
         meta = meta_of(row, frozenset({col}))
         pairs: list[tuple[str, str]] = []
         pending: str | None = None
@@ -134,7 +144,10 @@ def parallel_turns_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
                 raise RejectRow(col, "expected a list of strings")
         if len(users) != len(answers):
             raise RejectRow(out_col, f"{len(users)} user turns but {len(answers)} answers")
-        return from_turns(list(zip(users, answers, strict=True)), in_col,
-                          meta_of(row, frozenset({in_col, out_col})))
+        return from_turns(
+            list(zip(users, answers, strict=True)),
+            in_col,
+            meta_of(row, frozenset({in_col, out_col})),
+        )
 
     return normalize

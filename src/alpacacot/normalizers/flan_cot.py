@@ -16,24 +16,35 @@ from alpacacot.normalizers import Draft, Normalize, RejectRow, register, text_fi
 
 # (instruction, output) pairs; {question}, {answer}, {rationale} are filled in.
 TEMPLATES: list[tuple[str, str]] = [
-    ("{question}\nThink it through step by step, then give the answer.",
-     "{rationale}\nSo the answer is {answer}."),
-    ("Answer the question below. Explain your reasoning before the final answer.\n\n{question}",
-     "Reasoning: {rationale}\nFinal answer: {answer}"),
-    ("Question: {question}\nWork out the answer, showing the steps that lead to it.",
-     "{rationale} Therefore, the answer is {answer}."),
-    ("{question}\nGive a short justification first, then your answer.",
-     "Justification: {rationale}\nAnswer: {answer}"),
+    (
+        "{question}\nThink it through step by step, then give the answer.",
+        "{rationale}\nSo the answer is {answer}.",
+    ),
+    (
+        "Answer the question below. Explain your reasoning before the final answer.\n\n{question}",
+        "Reasoning: {rationale}\nFinal answer: {answer}",
+    ),
+    (
+        "Question: {question}\nWork out the answer, showing the steps that lead to it.",
+        "{rationale} Therefore, the answer is {answer}.",
+    ),
+    (
+        "{question}\nGive a short justification first, then your answer.",
+        "Justification: {rationale}\nAnswer: {answer}",
+    ),
 ]
 
 TASK_TEMPLATES: dict[str, list[tuple[str, str]]] = {
-    "gsm8k": TEMPLATES + [
-        ("Solve this math word problem. Show your work.\n\n{question}",
-         "{rationale}\nThe answer is {answer}."),
+    "gsm8k": TEMPLATES
+    + [
+        (
+            "Solve this math word problem. Show your work.\n\n{question}",
+            "{rationale}\nThe answer is {answer}.",
+        ),
     ],
-    "strategyqa": TEMPLATES + [
-        ("Answer yes or no, and explain why: {question}",
-         "{rationale} So the answer is {answer}."),
+    "strategyqa": TEMPLATES
+    + [
+        ("Answer yes or no, and explain why: {question}", "{rationale} So the answer is {answer}."),
     ],
 }
 
