@@ -141,15 +141,6 @@ def collection_revision(collection: str | None) -> dict[str, Any]:
     return info
 
 
-def _catalog_keys(name: str) -> list[str] | None:
-    try:
-        from alpacacot.catalog import load_catalog
-
-        return list(load_catalog().resolve(name))
-    except Exception:  # the catalog module may not exist yet or not know the name
-        return None
-
-
 def load_records(cfg: TrainConfig) -> RecordSet:
     """Read every `--data` entry, concatenated in order and de-duplicated by id (first wins)."""
     if not cfg.data:
@@ -162,24 +153,20 @@ def load_records(cfg: TrainConfig) -> RecordSet:
             digest = hashlib.sha256(Path(name).read_bytes()).hexdigest()
             result.inputs.append({"kind": "file", "path": str(name), "sha256": digest})
         else:
-            try:
-                from alpacacot import load
-            except ImportError as err:
-                raise TrainingError(
-                    f"--data {name}: reading catalog keys needs alpacacot.load ({err}); "
-                    "pass local .json/.jsonl/.parquet record files instead"
-                ) from err
+            from alpacacot import load
             from alpacacot.errors import AlpacacotError
 
             collection = cfg.collection or DEFAULT_COLLECTION
             try:
-                dataset = load(name, collection=collection)
+                parts = load(name, collection=collection, as_dict=True)
             except (AlpacacotError, KeyError, FileNotFoundError, ValueError) as err:
                 raise TrainingError(f"--data {name} (collection {collection}): {err}") from err
+            keys = list(parts)
             rows = [
-                normalize_record(row, f"{name}, row {i}") for i, row in enumerate(dataset.to_list())
+                normalize_record(row, f"{name}: {key}, row {i}")
+                for key, part in parts.items()
+                for i, row in enumerate(part.to_list())
             ]
-            keys = _catalog_keys(name) or sorted({r["source"] for r in rows if r["source"]})
             result.inputs.append({"kind": "catalog", "name": name, "keys": keys})
             result.catalog_keys.extend(k for k in keys if k not in result.catalog_keys)
             if result.collection is None:
