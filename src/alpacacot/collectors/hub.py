@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
 
 from alpacacot.catalog import SourceFile
 from alpacacot.errors import CollectError
 
 
-def fetch_hub_file(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) -> tuple[Path, str]:
-    """Download (or find in the cache) one file; return its path and the Hub commit it came from."""
-    from huggingface_hub import hf_hub_download
+@contextmanager
+def hub_errors(sf: SourceFile, key: str, offline: bool) -> Iterator[None]:
+    """Turn huggingface_hub's exceptions into one CollectError naming the dataset and the file."""
     from huggingface_hub.errors import (
         EntryNotFoundError,
         HfHubHTTPError,
@@ -21,14 +24,7 @@ def fetch_hub_file(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) 
 
     where = f"hf://datasets/{sf.repo}/{sf.location}@{sf.revision or 'main'}"
     try:
-        path = hf_hub_download(
-            sf.repo,
-            sf.location,
-            repo_type="dataset",
-            revision=sf.revision,
-            cache_dir=cache_dir / "hf",
-            local_files_only=offline,
-        )
+        yield
     except LocalEntryNotFoundError as exc:
         hint = (
             "it is not in the cache and --offline is set"
@@ -43,7 +39,23 @@ def fetch_hub_file(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) 
         ) from exc
     except HfHubHTTPError as exc:
         raise CollectError(f"dataset {key!r}: {where}: {exc}") from exc
-    path = Path(path)
+
+
+def fetch_hub_file(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) -> tuple[Path, str]:
+    """Download (or find in the cache) one file; return its path and the Hub commit it came from."""
+    from huggingface_hub import hf_hub_download
+
+    with hub_errors(sf, key, offline):
+        path = Path(
+            hf_hub_download(
+                sf.repo,
+                sf.location,
+                repo_type="dataset",
+                revision=sf.revision,
+                cache_dir=cache_dir / "hf",
+                local_files_only=offline,
+            )
+        )
     # hf_hub_download returns .../snapshots/<commit>/<file>: the commit is the revision.
     parts = path.parts
     commit = (
@@ -54,35 +66,23 @@ def fetch_hub_file(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) 
 
 def expand_hub_pattern(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) -> list[str]:
     """The repo's file names matching the glob `sf.location`, sorted; from the cache when offline."""
-    from fnmatch import fnmatch
-
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    where = f"hf://datasets/{sf.repo}/{sf.location}@{sf.revision or 'main'}"
-    try:
-        folder = snapshot_download(
-            sf.repo,
-            repo_type="dataset",
-            revision=sf.revision,
-            allow_patterns=[sf.location],
-            cache_dir=cache_dir / "hf",
-            local_files_only=offline,
+    with hub_errors(sf, key, offline):
+        root = Path(
+            snapshot_download(
+                sf.repo,
+                repo_type="dataset",
+                revision=sf.revision,
+                allow_patterns=[sf.location],
+                cache_dir=cache_dir / "hf",
+                local_files_only=offline,
+            )
         )
-    except LocalEntryNotFoundError as exc:
-        hint = (
-            "it is not in the cache and --offline is set"
-            if offline
-            else "the Hub cannot be reached"
-        )
-        raise CollectError(f"dataset {key!r}: {where}: {hint}.") from exc
-    except HfHubHTTPError as exc:
-        raise CollectError(f"dataset {key!r}: {where}: {exc}") from exc
-    root = Path(folder)
     names = sorted(
-        p.relative_to(root).as_posix()
-        for p in root.rglob("*")
-        if p.is_file() and fnmatch(p.relative_to(root).as_posix(), sf.location)
+        name
+        for name in (p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+        if fnmatch(name, sf.location)
     )
     if not names:
         raise CollectError(f"dataset {key!r}: no file of {sf.repo} matches {sf.location!r}")
