@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -100,24 +100,34 @@ def train(**kwargs: Any) -> None:
 train.__signature__ = _train_signature()  # type: ignore[attr-defined]
 
 
+# Options shared by generate, chat, merge and predict: one definition, one help text.
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model", help="Base model directory or Hub id", show_default="from the adapter's manifest"
+    ),
+]
+AdapterOpt = Annotated[
+    str | None, typer.Option("--adapter", help="LoRA adapter directory (a train --output_dir)")
+]
+ModelTypeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model_type", help="Registry model type", show_default="from the manifest, else llama"
+    ),
+]
+TemperatureOpt = Annotated[float, typer.Option("--temperature", help="0 = greedy decoding.")]
+RemoteCodeOpt = Annotated[
+    bool, typer.Option("--trust_remote_code", help="Allow the model's own code from the Hub.")
+]
+
+
 def generate(
     prompt: str = typer.Argument(..., help="The instruction to answer."),
-    model: str | None = typer.Option(
-        None,
-        "--model",
-        help="Base model directory or Hub id",
-        show_default="from the adapter's manifest",
-    ),
-    adapter: str | None = typer.Option(
-        None, "--adapter", help="LoRA adapter directory (a train --output_dir)", show_default="none"
-    ),
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
     input_: str = typer.Option("", "--input", help="Optional input/context for the instruction."),
-    model_type: str | None = typer.Option(
-        None,
-        "--model_type",
-        help="Registry model type",
-        show_default="from the manifest, else llama",
-    ),
+    model_type: ModelTypeOpt = None,
     prompt_template: str | None = typer.Option(
         None,
         "--prompt_template",
@@ -125,10 +135,8 @@ def generate(
         show_default="from the manifest or registry",
     ),
     max_new_tokens: int = typer.Option(128, "--max_new_tokens", help="Tokens to generate."),
-    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy decoding."),
-    trust_remote_code: bool = typer.Option(
-        False, "--trust_remote_code", help="Allow the model's own code from the Hub."
-    ),
+    temperature: TemperatureOpt = 0.0,
+    trust_remote_code: RemoteCodeOpt = False,
 ) -> None:
     """Answer one prompt with a base model plus an adapter."""
     setup_logging()
@@ -155,17 +163,12 @@ def generate(
 
 
 def chat(
-    model: str | None = typer.Option(
-        None,
-        "--model",
-        help="Base model directory or Hub id",
-        show_default="from the adapter's manifest",
-    ),
-    adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter directory."),
-    model_type: str | None = typer.Option(None, "--model_type", help="Registry model type."),
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    model_type: ModelTypeOpt = None,
     max_new_tokens: int = typer.Option(256, "--max_new_tokens", help="Tokens per answer."),
-    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy decoding."),
-    trust_remote_code: bool = typer.Option(False, "--trust_remote_code"),
+    temperature: TemperatureOpt = 0.0,
+    trust_remote_code: RemoteCodeOpt = False,
 ) -> None:
     """Talk with the model; earlier turns are kept as history. An empty line or 'exit' ends."""
     setup_logging()
@@ -197,10 +200,8 @@ def chat(
 def merge(
     adapter: str = typer.Option(..., "--adapter", help="LoRA adapter directory."),
     out: str = typer.Option(..., "--out", help="Directory for the merged full model."),
-    model: str | None = typer.Option(
-        None, "--model", help="Base model", show_default="from the adapter's manifest"
-    ),
-    trust_remote_code: bool = typer.Option(False, "--trust_remote_code"),
+    model: ModelOpt = None,
+    trust_remote_code: RemoteCodeOpt = False,
 ) -> None:
     """Merge an adapter into its base model and save the full model with the tokenizer."""
     setup_logging()
@@ -218,15 +219,13 @@ def predict(
         ..., "--input", help="json/jsonl/parquet records with instruction (input, history optional)"
     ),
     output_path: str = typer.Option(..., "--output", help="JSON Lines: each record + prediction."),
-    model: str | None = typer.Option(
-        None, "--model", help="Base model", show_default="from the adapter's manifest"
-    ),
-    adapter: str | None = typer.Option(None, "--adapter", help="LoRA adapter directory."),
-    model_type: str | None = typer.Option(None, "--model_type", help="Registry model type."),
+    model: ModelOpt = None,
+    adapter: AdapterOpt = None,
+    model_type: ModelTypeOpt = None,
     batch_size: int = typer.Option(8, "--batch_size", help="Prompts generated together."),
     max_new_tokens: int = typer.Option(128, "--max_new_tokens", help="Tokens per answer."),
-    temperature: float = typer.Option(0.0, "--temperature", help="0 = greedy decoding."),
-    trust_remote_code: bool = typer.Option(False, "--trust_remote_code"),
+    temperature: TemperatureOpt = 0.0,
+    trust_remote_code: RemoteCodeOpt = False,
 ) -> None:
     """Batch prediction over a file of records, written as JSON Lines."""
     setup_logging()
