@@ -26,6 +26,9 @@ from alpacacot.writer import DEFAULT_MAX_SHARD_BYTES, RejectWriter, ShardWriter
 
 Progress = Callable[[int], None]
 
+# One encoder for every record's meta: json.dumps with options builds a new encoder per call.
+_encode_meta = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
+
 
 @dataclass
 class Counts:
@@ -182,9 +185,7 @@ def process_source(
                         "row": row,
                         "license": license_,
                     },
-                    "meta": json.dumps(meta, ensure_ascii=False, sort_keys=True, default=str)
-                    if meta
-                    else "{}",
+                    "meta": _encode_meta(meta) if meta else "{}",
                 }
                 if validate is not None:
                     try:
