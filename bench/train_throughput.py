@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from train_tiny_model import build_model, build_tokenizer  # same folder
+from alpacacot.training.tiny import build_model, build_tokenizer
 
 DEFAULT_DATA = "/work/shared/real-data/alpaca-gpt4-en/alpaca_en_demo.json"
 

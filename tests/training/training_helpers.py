@@ -5,18 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from alpacacot.training.tiny import TINY_CONFIGS  # noqa: F401 - the tests' model types
+
 FIXTURES = Path(__file__).parent / "fixtures"
 RECORDS = FIXTURES / "records.jsonl"
-
-# Config class and extra settings per registered native model type.
-TINY_CONFIGS = {
-    "llama": ("LlamaConfig", {}),
-    "chatglm": ("GlmConfig", {"head_dim": 16, "partial_rotary_factor": 0.5}),
-    "bloom": ("BloomConfig", {"n_layer": 2, "n_head": 4}),
-    "qwen2": ("Qwen2Config", {}),
-    "mistral": ("MistralConfig", {"head_dim": 16}),
-    "gemma": ("GemmaConfig", {"head_dim": 16}),
-}
 
 
 def train_data_args() -> list[str]:
