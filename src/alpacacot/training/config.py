@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alpacacot.errors import AlpacacotError
 
-class TrainingError(Exception):
+
+class TrainingError(AlpacacotError):
     """A user error in the training setup: the message says what is wrong and how to fix it."""
 
 
