@@ -16,13 +16,17 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from alpacacot.catalog import DatasetEntry
 from alpacacot.collectors import CollectedFile, sha256_file
 from alpacacot.lang import LanguageTagger
 from alpacacot.normalizers import Draft, RejectRow, get_normalizer
 from alpacacot.readers import RowError, iter_rows
-from alpacacot.record import InvalidText, clean_text, record_id
-from alpacacot.writer import DEFAULT_MAX_SHARD_BYTES, RejectWriter, ShardWriter
+from alpacacot.record import ARROW_SCHEMA, InvalidText, clean_text, record_id
+from alpacacot.schema_check import ColumnarValidator
+from alpacacot.writer import DEFAULT_MAX_SHARD_BYTES, RejectWriter, RowGroup, ShardWriter
 
 Progress = Callable[[int], None]
 
@@ -57,12 +61,37 @@ class BuildOptions:
 
 @cache
 def record_validator() -> Callable[[dict[str, Any]], Any]:
-    """The record JSON Schema compiled to Python by fastjsonschema (~25x jsonschema's speed)."""
+    """The record JSON Schema compiled to Python by fastjsonschema (~25x jsonschema's speed).
+
+    The build checks whole row groups with `columnar_validator`; this one words the reason of
+    each record that one flags."""
     import fastjsonschema
 
     from alpacacot.catalog import load_json_schema
 
     return fastjsonschema.compile(load_json_schema("record"))
+
+
+@cache
+def columnar_validator() -> ColumnarValidator:
+    """The record JSON Schema compiled to Arrow kernels over a row group (see `schema_check.py`)."""
+    from alpacacot.catalog import load_json_schema
+
+    return ColumnarValidator(load_json_schema("record"), ARROW_SCHEMA)
+
+
+def schema_problem(record: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, reason) when `record` breaks the record JSON Schema, else None."""
+    try:
+        record_validator()(record)
+    except Exception as exc:  # fastjsonschema.JsonSchemaValueException
+        return _field_of(getattr(exc, "name", "record")), f"schema: {exc}"
+    return None
+
+
+def _field_of(path: str) -> str:
+    """`data.provenance.row (minimum)` -> `provenance.row`."""
+    return path.split(" ")[0].removeprefix("data.").removeprefix("data") or "record"
 
 
 def clean_draft(draft: Draft) -> tuple[str, str, str, list[dict[str, str]]]:
@@ -129,19 +158,56 @@ def process_source(
     tmp = out_dir / f".tmp-{key}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shards = ShardWriter(tmp, options.max_shard_bytes)
     rejects = RejectWriter(tmp / "rejects.jsonl", key)
     tagger = LanguageTagger(options.lang_backend, entry.languages)
-    validate = record_validator() if options.validate else None
     base_tags = entry.record_tags
-    license_ = entry.license
     counts = Counts()
     langs: Counter[str] = Counter()
     seen: set[int] = set()
+
+    def reject_from_group(group: RowGroup, i: int, field_name: str, reason: str) -> None:
+        rejects.add(group.file_of(i), group.row[i], field_name, reason, group.raw[i])
+        counts.written -= 1
+        langs[group.lang[i]] -= 1
+
+    def prepare(group: RowGroup) -> pa.RecordBatch:
+        """Check a full row group against the record schema; rejects leave it here."""
+        if not options.validate:
+            return group.to_batch()
+        try:
+            batch = group.to_batch()
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            # A value Arrow cannot hold in its column (a tag that is not a string, say): find
+            # the records that break the schema one by one, and build the group without them.
+            broken = {}
+            for i in range(len(group)):
+                problem = schema_problem(group.record(i))
+                if problem:
+                    broken[i] = problem
+                    reject_from_group(group, i, *problem)
+            group = group.without(set(broken))
+            batch = group.to_batch()
+        broken_rows = columnar_validator()(batch)
+        if not broken_rows:
+            return batch
+        for i, path in broken_rows.items():
+            # The per-record validator words the reason; the kernels only say where.
+            field_name, reason = schema_problem(group.record(i)) or (
+                _field_of(path),
+                f"schema: {path} is not valid",
+            )
+            reject_from_group(group, i, field_name, reason)
+        keep = np.ones(batch.num_rows, dtype=bool)
+        keep[list(broken_rows)] = False
+        return batch.filter(pa.array(keep))
+
+    shards = ShardWriter(tmp, key, entry.license, options.max_shard_bytes, prepare)
+    add = shards.add
     since_progress = 0
     try:
         for cf in files:
-            prov_file, prov_rev = cf.display, cf.revision
+            prov_file = cf.display
+            shards.set_file(prov_file, cf.revision)
             for row, item in iter_drafts(entry, cf):
                 counts.read += 1
                 since_progress += 1
@@ -168,41 +234,27 @@ def process_source(
                 lang = tagger(instruction, input_, output)
                 extra_tags = item.get("tags")
                 meta = item.get("meta")
-                record = {
-                    "id": rid,
-                    "instruction": instruction,
-                    "input": input_,
-                    "output": output,
-                    "history": history,
-                    "source": key,
-                    "lang": lang,
-                    "tags": base_tags + [t for t in extra_tags if t not in base_tags]
-                    if extra_tags
-                    else base_tags,
-                    "provenance": {
-                        "file": prov_file,
-                        "revision": prov_rev,
-                        "row": row,
-                        "license": license_,
-                    },
-                    "meta": _encode_meta(meta) if meta else "{}",
-                }
-                if validate is not None:
-                    try:
-                        validate(record)
-                    except Exception as exc:  # fastjsonschema.JsonSchemaValueException
-                        field_name = getattr(exc, "name", "record").removeprefix("data.")
-                        rejects.add(prov_file, row, field_name, f"schema: {exc}", item)
-                        seen.discard(short)
-                        continue
                 langs[lang] += 1
                 counts.written += 1
-                shards.add(record, len(instruction) + len(input_) + len(output))
+                add(
+                    rid,
+                    instruction,
+                    input_,
+                    output,
+                    history,
+                    lang,
+                    base_tags + [t for t in extra_tags if t not in base_tags]
+                    if extra_tags
+                    else base_tags,
+                    row,
+                    _encode_meta(meta) if meta else "{}",
+                    item,
+                )
         if progress and since_progress:
             progress(since_progress)
+        final = shards.close()
         counts.rejected = rejects.count
         rejects.close()
-        final = shards.close()
     except BaseException:
         rejects.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -242,7 +294,7 @@ def process_source(
             for cf in files
         ],
         "counts": counts.as_dict(),
-        "lang_counts": dict(sorted(langs.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "lang_counts": dict(sorted((+langs).items(), key=lambda kv: (-kv[1], kv[0]))),
         "shards": shard_info,
         "rejects": reject_rel,
         "seconds": round(time.perf_counter() - start, 3),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,45 +17,213 @@ ROW_GROUP = 10_000
 DEFAULT_MAX_SHARD_BYTES = 256 * 1024 * 1024  # of record text, before compression
 
 
+class RowGroup:
+    """Records on their way into one row group, held as one list per column.
+
+    Arrow builds each column from its list in one call; no dict is made per record. `source` and
+    `license` are the same for every record of a source, `file` and `revision` for runs of records.
+    """
+
+    def __init__(self, source: str, license: str, file: str = "", revision: str = ""):
+        self.source = source
+        self.license = license
+        self.id: list[str] = []
+        self.instruction: list[str] = []
+        self.input: list[str] = []
+        self.output: list[str] = []
+        self.history: list[list[dict[str, str]]] = []
+        self.lang: list[str] = []
+        self.tags: list[list[str]] = []
+        self.row: list[int] = []
+        self.meta: list[str] = []
+        self.raw: list[Any] = []  # what the normalizer gave, for the rejects file
+        self.files: list[tuple[int, str, str]] = [(0, file, revision)]  # (first row, file, rev)
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+    def set_file(self, file: str, revision: str) -> None:
+        """The records added from now on come from `file` at `revision`."""
+        if self.files[-1][0] == len(self.id):
+            self.files.pop()
+        self.files.append((len(self.id), file, revision))
+
+    def successor(self) -> RowGroup:
+        """An empty group that goes on with the current file."""
+        _, file, revision = self.files[-1]
+        return RowGroup(self.source, self.license, file, revision)
+
+    def file_of(self, i: int) -> str:
+        return next(f for start, f, _ in reversed(self.files) if start <= i)
+
+    def _provenance_columns(self) -> tuple[list[str], list[str]]:
+        files: list[str] = []
+        revisions: list[str] = []
+        n = len(self.id)
+        for (start, file, revision), end in zip(
+            self.files, [s for s, _, _ in self.files[1:]] + [n], strict=True
+        ):
+            files += [file] * (end - start)
+            revisions += [revision] * (end - start)
+        return files, revisions
+
+    def to_batch(self) -> pa.RecordBatch:
+        """The group as Arrow columns of the shard schema (raises pyarrow's error on a value that
+        does not fit its column, such as a tag that is not a string)."""
+        n = len(self.id)
+        files, revisions = self._provenance_columns()
+        provenance = pa.StructArray.from_arrays(
+            [
+                pa.array(files, pa.string()),
+                pa.array(revisions, pa.string()),
+                pa.array(self.row, pa.int64()),
+                pa.array([self.license] * n, pa.string()),
+            ],
+            fields=list(_PROVENANCE.type),
+        )
+        columns = [
+            pa.array(self.id, pa.string()),
+            pa.array(self.instruction, pa.string()),
+            pa.array(self.input, pa.string()),
+            pa.array(self.output, pa.string()),
+            pa.array(self.history, _HISTORY.type),
+            pa.array([self.source] * n, pa.string()),
+            pa.array(self.lang, pa.string()),
+            pa.array(self.tags, _TAGS.type),
+            provenance,
+            pa.array(self.meta, pa.string()),
+        ]
+        return pa.RecordBatch.from_arrays(columns, schema=ARROW_SCHEMA)
+
+    def record(self, i: int) -> dict[str, Any]:
+        """Record `i` as the dict the record JSON Schema describes."""
+        files, revisions = self._provenance_columns()
+        return {
+            "id": self.id[i],
+            "instruction": self.instruction[i],
+            "input": self.input[i],
+            "output": self.output[i],
+            "history": self.history[i],
+            "source": self.source,
+            "lang": self.lang[i],
+            "tags": self.tags[i],
+            "provenance": {
+                "file": files[i],
+                "revision": revisions[i],
+                "row": self.row[i],
+                "license": self.license,
+            },
+            "meta": self.meta[i],
+        }
+
+    def without(self, drop: set[int]) -> RowGroup:
+        """The same group less the records at the indices in `drop`."""
+        files, revisions = self._provenance_columns()
+        out = RowGroup(self.source, self.license)
+        out.files = []
+        for i in range(len(self.id)):
+            if i in drop:
+                continue
+            if not out.files or out.files[-1][1:] != (files[i], revisions[i]):
+                out.files.append((len(out.id), files[i], revisions[i]))
+            for name in _COLUMN_LISTS:
+                getattr(out, name).append(getattr(self, name)[i])
+        out.files = out.files or [self.files[-1]]
+        return out
+
+
+_PROVENANCE = ARROW_SCHEMA.field("provenance")
+_HISTORY = ARROW_SCHEMA.field("history")
+_TAGS = ARROW_SCHEMA.field("tags")
+_COLUMN_LISTS = (
+    "id",
+    "instruction",
+    "input",
+    "output",
+    "history",
+    "lang",
+    "tags",
+    "row",
+    "meta",
+    "raw",
+)
+
+
 class ShardWriter:
     """Append records; they land in `train-XXXXX-of-NNNNN.parquet` files of bounded size.
 
-    Files are written under temporary names and get their final `-of-N` names in `close()`, once the
-    number of shards is known. The same records in the same order give byte-identical files.
+    Records are gathered in a `RowGroup`; each full group goes through `prepare` (the pipeline checks
+    it against the record schema there and takes out what it rejects) and is written as one row
+    group. Files are written under temporary names and get their final `-of-N` names in `close()`,
+    once the number of shards is known. The same records in the same order give byte-identical files.
     """
 
-    def __init__(self, directory: Path, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES):
+    def __init__(
+        self,
+        directory: Path,
+        source: str,
+        license: str,
+        max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+        prepare: Callable[[RowGroup], pa.RecordBatch] | None = None,
+    ):
         self.directory = directory
         self.max_shard_bytes = max_shard_bytes
-        self.pending: list[dict[str, Any]] = []
+        self.prepare = prepare or RowGroup.to_batch
+        self.pending = RowGroup(source, license)
         self.shard_bytes = 0
         self.paths: list[Path] = []
         self.records: list[int] = []
         self._writer: pq.ParquetWriter | None = None
 
-    def add(self, record: dict[str, Any], text_bytes: int) -> None:
+    def set_file(self, file: str, revision: str) -> None:
+        self.pending.set_file(file, revision)
+
+    def add(
+        self,
+        rid: str,
+        instruction: str,
+        input_: str,
+        output: str,
+        history: list[dict[str, str]],
+        lang: str,
+        tags: list[str],
+        row: int,
+        meta: str,
+        raw: Any,
+    ) -> None:
+        text_bytes = len(instruction) + len(input_) + len(output)
         if self._writer is not None and self.shard_bytes + text_bytes > self.max_shard_bytes:
             self._flush()
             self._close_shard()
-        self.pending.append(record)
+        group = self.pending
+        group.id.append(rid)
+        group.instruction.append(instruction)
+        group.input.append(input_)
+        group.output.append(output)
+        group.history.append(history)
+        group.lang.append(lang)
+        group.tags.append(tags)
+        group.row.append(row)
+        group.meta.append(meta)
+        group.raw.append(raw)
         self.shard_bytes += text_bytes
-        if len(self.pending) >= ROW_GROUP:
+        if len(group.id) >= ROW_GROUP:
             self._flush()
 
     def _flush(self) -> None:
-        if not self.pending:
+        group = self.pending
+        if not len(group):
             return
+        self.pending = group.successor()
+        batch = self.prepare(group)
         if self._writer is None:
             path = self.directory / f".train-{len(self.paths):05d}.parquet.part"
             self.paths.append(path)
             self.records.append(0)
             self._writer = pq.ParquetWriter(path, ARROW_SCHEMA, compression="zstd")
-        # Arrow converts the whole row group in C: half the cost of a Python list per column, and
-        # the same arrays (so the same bytes).
-        rows = self.pending
-        self._writer.write_batch(pa.RecordBatch.from_pylist(rows, schema=ARROW_SCHEMA))
-        self.records[-1] += len(rows)
-        self.pending = []
+        if batch.num_rows:
+            self._writer.write_batch(batch)
+            self.records[-1] += batch.num_rows
 
     def _close_shard(self) -> None:
         if self._writer is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 
 import jsonschema
 import pytest
@@ -12,7 +13,7 @@ from alpacacot.pipeline import record_validator
 from alpacacot.record import InvalidText, clean_text, record_id
 
 from .conftest import run_cli
-from .helpers import entry, shard_rows, write_catalog, write_jsonl
+from .helpers import entry, reject_lines, shard_rows, write_catalog, write_jsonl
 
 # --- clean_text ----------------------------------------------------------------------------------
 
@@ -192,3 +193,120 @@ def test_fastjsonschema_and_jsonschema_agree(name):
 def test_record_schema_is_a_valid_draft_2020_12_schema():
     jsonschema.Draft202012Validator.check_schema(load_json_schema("record"))
     jsonschema.Draft202012Validator.check_schema(load_json_schema("catalog"))
+
+
+# --- the columnar check the build runs on every row group -----------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_columnar_check_and_jsonschema_agree_on_the_record_as_written(name):
+    """What is checked is the row as it lands in the shard; a value Arrow cannot hold in its column
+    (a list where a string goes) never gets that far: the build checks those one by one."""
+    import pyarrow as pa
+
+    from alpacacot.pipeline import columnar_validator
+    from alpacacot.record import ARROW_SCHEMA
+
+    reference = jsonschema.Draft202012Validator(load_json_schema("record"))
+    try:
+        batch = pa.RecordBatch.from_pylist([GOOD, CASES[name], GOOD], schema=ARROW_SCHEMA)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        # Arrow cannot hold it only when the schema refuses it too (the build rejects it then).
+        assert not reference.is_valid(CASES[name])
+        return
+    reference_ok = reference.is_valid(batch.to_pylist()[1])
+    broken = columnar_validator()(batch)
+    assert set(broken) == (set() if reference_ok else {1})
+
+
+def test_the_columnar_check_names_the_field_and_finds_rows_inside_lists():
+    import pyarrow as pa
+
+    from alpacacot.pipeline import columnar_validator
+    from alpacacot.record import ARROW_SCHEMA
+
+    rows = [
+        _with("history", [{"user": "Hi", "assistant": "Yo"}, {"user": "Bye"}]),
+        GOOD,
+        _with("provenance.row", -1),
+        _with("lang", "EN"),
+    ]
+    broken = columnar_validator()(pa.RecordBatch.from_pylist(rows, schema=ARROW_SCHEMA))
+    assert broken == {
+        0: "data.history[].assistant (type)",
+        2: "data.provenance.row (minimum)",
+        3: "data.lang (pattern)",
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"format": "email"}, r"keyword\(s\) format not supported"),
+        ({"type": ["string", "null"]}, "needs one `type`"),
+        ({"type": "integer"}, "JSON type integer but Arrow type string"),
+    ],
+)
+def test_the_columnar_check_refuses_a_schema_it_cannot_check(change, message):
+    from alpacacot.record import ARROW_SCHEMA
+    from alpacacot.schema_check import ColumnarValidator, SchemaCompileError
+
+    schema = copy.deepcopy(load_json_schema("record"))
+    schema["properties"]["meta"].update(change)
+    with pytest.raises(SchemaCompileError, match=message):
+        ColumnarValidator(schema, ARROW_SCHEMA)
+    schema = copy.deepcopy(load_json_schema("record"))
+    schema["required"].append("score")
+    with pytest.raises(SchemaCompileError, match="required .*score.* not in the Arrow layout"):
+        ColumnarValidator(schema, ARROW_SCHEMA)
+
+
+def test_records_that_break_the_schema_become_rejects_with_the_field(tmp_path, monkeypatch):
+    """Both ways a record can break the schema in a build: a value Arrow cannot hold (a tag that is
+    not a string, from a normalizer) and a value it holds but the schema refuses (a language code
+    that is not one). The rest of the row group is written, and the counts add up."""
+    from alpacacot.lang import LanguageTagger
+    from alpacacot.normalizers import NORMALIZERS, register
+
+    @register("test_numbered_tags")
+    def numbered_tags(entry, subset):
+        def normalize(row):
+            return {"instruction": row["q"], "output": row["a"], "tags": row.get("tags")}
+
+        return normalize
+
+    monkeypatch.setitem(NORMALIZERS, "test_numbered_tags", numbered_tags)
+    real_call = LanguageTagger.__call__
+    monkeypatch.setattr(
+        LanguageTagger,
+        "__call__",
+        lambda self, i, inp, out: "English" if "shout" in i else real_call(self, i, inp, out),
+    )
+    rows = [
+        {"q": "Name a primary colour.", "a": "Red."},
+        {"q": "Name a prime number.", "a": "Seven.", "tags": ["math", 7]},
+        {"q": "Please shout the answer.", "a": "YES."},
+        {"q": "Name a planet.", "a": "Mars."},
+        {"q": "Please shout the answer.", "a": "YES."},
+    ]
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    catalog = write_catalog(
+        tmp_path / "catalog.yaml",
+        {"odd": entry({"kind": "local", "path": "data.jsonl"}, normalizer="test_numbered_tags")},
+    )
+    out = tmp_path / "out"
+    run_cli("build", "--catalog", catalog, "--out", out)
+
+    assert [(r["output"], r["provenance"]["row"]) for r in shard_rows(out, "odd")] == [
+        ("Red.", 0),
+        ("Mars.", 3),
+    ]
+    rejects = reject_lines(out, "odd")
+    assert [(r["row"], r["field"]) for r in rejects] == [(1, "tags[4]"), (2, "lang")]
+    assert "must be string" in rejects[0]["reason"]
+    assert "must match pattern" in rejects[1]["reason"]
+    assert json.loads(rejects[0]["raw"])["tags"] == ["math", 7]
+    source = json.loads((out / "manifest.json").read_text("utf-8"))["sources"]["odd"]
+    # Row 4 repeats row 2 exactly: a duplicate, whatever became of the first one.
+    assert source["counts"] == {"read": 5, "written": 2, "duplicates": 1, "rejected": 2}
+    assert source["lang_counts"] == {"en": 2}
