@@ -116,6 +116,49 @@ def test_plain_english_rule_settles_english_without_the_model_and_nothing_else()
     assert not _is_plain_english(
         "Der Hund spielt im Garten und die Katze schlaeft auf dem Sofa heute"
     )
-    assert not _is_plain_english("def f(x):\n    return [i * i for i in range(x) if i % 2]")
+    # Real Alpaca records with few function words, English prompts about foreign text: the model
+    # sent the first to itself and called the second Spanish.
+    assert _is_plain_english(
+        "Generate five descriptive words for a lion. Majestic, powerful, cunning, courageous, noble."
+    )
+    assert _is_plain_english(
+        "Translate the sentence 'I am very happy' from Spanish to English.\n"
+        "Estoy muy feliz. I am very happy."
+    )
+    # Real CodeAlpaca record that the model calls German: code keywords are English words.
+    assert _is_plain_english(
+        "Create a function to concatenate two strings\ndef concat(str1, str2):\n  return str1 + str2"
+    )
     assert not _is_plain_english("Summarize the text.")  # too short to judge: the model decides
     assert not _is_plain_english("写一个 function that returns the sum of a list")  # not ASCII
+
+
+# Other languages written without accents, as people often type them: each has English function
+# words in it ("a", "in", "is", "was"), and the rule must still leave it to the model.
+UNACCENTED = {
+    "es": "Escribe una lista de cinco frutas que se pueden comer en el desayuno y explica por que "
+    "son saludables para los ninos.",
+    "fr": "Ecris un court poeme sur la mer et le vent, puis explique pourquoi les vagues sont si "
+    "fortes en hiver.",
+    "it": "Scrivi una breve storia su un gatto che vive in una biblioteca e ama leggere i libri di "
+    "notte, a casa.",
+    "pt": "Escreva uma lista de tres cidades do Brasil e explique por que sao importantes para a "
+    "economia do pais.",
+    "de": "Schreibe eine kurze Geschichte uber einen Hund, der in einer grossen Stadt lebt und was "
+    "er im Park spielt.",
+    "nl": "Schrijf een korte tekst over het weer in Nederland en leg uit waarom het zo vaak regent "
+    "in de herfst, het is koud.",
+    "id": "Tuliskan daftar lima makanan khas Indonesia dan jelaskan mengapa makanan itu disukai "
+    "banyak orang.",
+    "sv": "Skriv en kort berattelse om en katt som bor i ett stort hus och tycker om att sova hela "
+    "dagen.",
+}
+
+
+@pytest.mark.parametrize("code", list(UNACCENTED))
+def test_unaccented_european_text_is_not_taken_for_english(code):
+    from alpacacot.lang import LanguageTagger, _is_plain_english
+
+    text = UNACCENTED[code]
+    assert not _is_plain_english(text)
+    assert LanguageTagger("fasttext")(text, "", text) == code
