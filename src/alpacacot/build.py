@@ -40,14 +40,15 @@ PIPELINE_MODULES = (
     "pipeline.py",
     "readers.py",
     "record.py",
+    "schema_check.py",
     "writer.py",
     "normalizers",
     "schema",
 )
 
 
-# The pipeline holds a row group of records (10,000; each a dict and a history list the cyclic GC
-# tracks) until it writes them: at the default gen-0 threshold (700) the GC runs every few hundred
+# The pipeline holds a row group of records (10,000; each with its draft dict and history list, which
+# the cyclic GC tracks) until it writes them: at the default gen-0 threshold (700) the GC runs every few hundred
 # records and scans that buffer each time, ~5% of a worker's time. Records are freed by reference
 # counting; a threshold above the buffer's size leaves the collector for the rare garbage cycle.
 GC_THRESHOLD = 50_000
@@ -90,6 +91,12 @@ def source_fingerprint(
         "max_shard_bytes": options.max_shard_bytes,
     }
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def default_workers() -> int:
+    """One worker per CPU core this process may run on, at most 8 (each holds ~200 MiB)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 8))
 
 
 @dataclass
@@ -188,11 +195,54 @@ def _collect_all(
     return [_collect_source(catalog, k, request) for k in request.keys]
 
 
+# In a worker process: where to send progress, set by `_init_worker`.
+_progress_queue: Any = None
+
+
+def _init_worker(gc_threshold: tuple[int, ...], queue: Any) -> None:
+    """Worker-process initializer: the parent's GC threshold (spawned workers do not inherit it) and
+    the queue that carries progress back to the parent."""
+    global _progress_queue
+    gc.set_threshold(*gc_threshold)
+    _progress_queue = queue
+
+
 def _run_source(
     entry: DatasetEntry, files: list[CollectedFile], out_dir: Path, options: BuildOptions
 ) -> dict[str, Any]:
     """Worker-process entry point (module level so it pickles)."""
-    return process_source(entry, files, out_dir, options)
+    queue = _progress_queue
+    if queue is None:
+        return process_source(entry, files, out_dir, options)
+    key = entry.key
+    queue.put(("start", key, sum(cf.bytes for cf in files)))
+    return process_source(entry, files, out_dir, options, lambda n: queue.put(("progress", key, n)))
+
+
+@contextmanager
+def _relay_progress(
+    on_start: Callable[[str, int], None] | None, on_progress: Callable[[str, int], None] | None
+):
+    """A queue for worker processes, and a thread that hands what arrives on it to the callbacks."""
+    import multiprocessing
+    import threading
+
+    queue = multiprocessing.get_context().SimpleQueue()
+
+    def relay() -> None:
+        while (message := queue.get()) is not None:
+            kind, key, n = message
+            callback = on_start if kind == "start" else on_progress
+            if callback:
+                callback(key, n)
+
+    thread = threading.Thread(target=relay, name="alpacacot-progress", daemon=True)
+    thread.start()
+    try:
+        yield queue
+    finally:
+        queue.put(None)
+        thread.join()
 
 
 def build(
@@ -249,11 +299,14 @@ def build(
             # while the others have nothing left to do. Forked workers inherit the GC threshold;
             # the initializer sets it where workers are spawned instead.
             by_size = sorted(todo, key=lambda t: -sum(cf.bytes for cf in t[1]))
-            with ProcessPoolExecutor(
-                max_workers=min(request.workers, len(todo)),
-                initializer=gc.set_threshold,
-                initargs=gc.get_threshold(),
-            ) as pool:
+            with (
+                _relay_progress(on_start, on_progress) as queue,
+                ProcessPoolExecutor(
+                    max_workers=min(request.workers, len(todo)),
+                    initializer=_init_worker,
+                    initargs=(gc.get_threshold(), queue),
+                ) as pool,
+            ):
                 futures = {
                     pool.submit(_run_source, e, f, out_dir, request.options): (e, fp)
                     for e, f, fp in by_size

@@ -98,9 +98,16 @@ def build(
         ),
     ] = False,
     workers: Annotated[
-        int,
-        typer.Option("--workers", "-j", min=1, help="Sources built in parallel, one process each."),
-    ] = 1,
+        int | None,
+        typer.Option(
+            "--workers",
+            "-j",
+            min=1,
+            help="Sources built in parallel, one process each. Default: one per CPU core this "
+            "process may use, at most 8. 1 builds every source in this process.",
+            show_default=False,
+        ),
+    ] = None,
     lang_backend: Annotated[
         str,
         typer.Option(
@@ -118,7 +125,7 @@ def build(
     """Regenerate the unified collection: parquet shards, manifest.json, rejects/ and README.md."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from alpacacot.build import BuildRequest
+    from alpacacot.build import BuildRequest, default_workers
     from alpacacot.build import build as run_build
     from alpacacot.lang import BACKENDS
     from alpacacot.pipeline import BuildOptions
@@ -139,7 +146,7 @@ def build(
         offline=offline,
         cache_dir=cache_dir,
         force=force,
-        workers=workers,
+        workers=workers or default_workers(),
         options=BuildOptions(lang_backend=lang_backend, max_shard_bytes=max_shard_mb * 1024 * 1024),
     )
     progress = Progress(

@@ -121,3 +121,29 @@ def test_parallel_build_writes_the_same_bytes(sample_build, tmp_path):
     for key, src in second.items():
         assert [s["sha256"] for s in src["shards"]] == [s["sha256"] for s in first[key]["shards"]]
         assert src["counts"] == first[key]["counts"]
+
+
+def test_worker_processes_report_progress_to_the_parent(tmp_path):
+    """With --workers the progress bars still move: each worker sends its counts back."""
+    from alpacacot.build import BuildRequest, build
+    from alpacacot.catalog import load_catalog
+    from alpacacot.pipeline import BuildOptions
+
+    catalog = load_catalog(_two_local_sources(tmp_path))
+    started: dict[str, int] = {}
+    progressed: dict[str, int] = {}
+    report = build(
+        catalog,
+        BuildRequest(
+            keys=["src_a", "src_b"],
+            out_dir=tmp_path / "out",
+            workers=2,
+            options=BuildOptions(progress_every=1),
+        ),
+        on_start=lambda key, nbytes: started.__setitem__(key, nbytes),
+        on_progress=lambda key, n: progressed.__setitem__(key, progressed.get(key, 0) + n),
+    )
+    assert sorted(report.built) == ["src_a", "src_b"]
+    sources = report.manifest["sources"]
+    assert started == {k: sum(f["bytes"] for f in sources[k]["inputs"]) for k in sources}
+    assert progressed == {k: sources[k]["counts"]["read"] for k in sources}
