@@ -47,10 +47,11 @@ PIPELINE_MODULES = (
 )
 
 
-# The pipeline holds a row group of records (10,000; each with its draft dict and history list, which
-# the cyclic GC tracks) until it writes them: at the default gen-0 threshold (700) the GC runs every few hundred
-# records and scans that buffer each time, ~5% of a worker's time. Records are freed by reference
-# counting; a threshold above the buffer's size leaves the collector for the rare garbage cycle.
+# The pipeline holds a row group of records (10,000; each with its draft dict and history list,
+# which the cyclic GC tracks) until it writes them: at the default gen-0 threshold (700) the GC runs
+# every few hundred records and scans that buffer each time, ~5% of a worker's time. Records are
+# freed by reference counting; a threshold above the buffer's size leaves the collector for the
+# rare garbage cycle.
 GC_THRESHOLD = 50_000
 
 
