@@ -14,6 +14,7 @@ SCHEMA_VERSION = "1.0.0"
 # C0 and C1 control characters except tab and line feed; a CR of CRLF goes too.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ASCII_CONTROL = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
 
 ARROW_SCHEMA = pa.schema(
     [
@@ -55,11 +56,15 @@ class InvalidText(ValueError):
 
 def clean_text(text: str) -> str:
     """Unicode NFC, control characters removed, outer whitespace trimmed; nothing else changes."""
-    if not text.isascii():
-        if _SURROGATE.search(text):
-            raise InvalidText("lone surrogate (invalid UTF-16 escape or undecodable byte)")
-        text = unicodedata.normalize("NFC", text)
-    return _CONTROL.sub("", text).strip()
+    if text.isascii():
+        # Most text: ASCII is already NFC, and bytes.translate deletes its control characters at
+        # C speed (half the time of the regex, which scans for the C1 range too).
+        raw = text.encode("ascii")
+        kept = raw.translate(None, _ASCII_CONTROL)
+        return (kept.decode("ascii") if len(kept) != len(raw) else text).strip()
+    if _SURROGATE.search(text):
+        raise InvalidText("lone surrogate (invalid UTF-16 escape or undecodable byte)")
+    return _CONTROL.sub("", unicodedata.normalize("NFC", text)).strip()
 
 
 def record_id(instruction: str, input: str, output: str, history: list[dict[str, str]]) -> str:

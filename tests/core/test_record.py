@@ -28,6 +28,8 @@ def test_control_characters_go_but_newline_and_tab_stay():
     assert clean_text("a\x00b\x07c\x1bd\x7fe\x85f\x9fg") == "abcdefg"
     assert clean_text("line one\r\nline two\n\tindented") == "line one\nline two\n\tindented"
     assert clean_text("col1\tcol2") == "col1\tcol2"
+    # ASCII-only text takes a faster path: the same characters go.
+    assert clean_text("\x01 a\x00b\x07c\x1bd\x7fe\r\nf\tg\x0bh\x0ci \x1f") == "abcde\nf\tghi"
 
 
 def test_outer_whitespace_is_trimmed_and_inner_kept():
