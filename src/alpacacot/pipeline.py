@@ -1,4 +1,8 @@
-"""The steps one source goes through: read -> normalize -> clean -> validate -> dedup -> tag -> write.
+"""The steps one source goes through: read -> normalize -> clean -> dedup -> tag -> validate -> write.
+
+Records go to the writer a row group (10,000) at a time; the record JSON Schema is checked on each
+whole row group (`schema_check.py`), so its rejects reach the rejects file when their group is
+full, after the rejects of rows read later in that group.
 
 `process_source` runs them over a source's collected files and returns its manifest entry. It knows
 nothing of where it runs (in-process or in a worker process; see `build.py`) or of the other sources.

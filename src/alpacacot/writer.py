@@ -53,8 +53,11 @@ class RowGroup:
         _, file, revision = self.files[-1]
         return RowGroup(self.source, self.license, file, revision)
 
+    def _file_and_revision(self, i: int) -> tuple[str, str]:
+        return next((f, r) for start, f, r in reversed(self.files) if start <= i)
+
     def file_of(self, i: int) -> str:
-        return next(f for start, f, _ in reversed(self.files) if start <= i)
+        return self._file_and_revision(i)[0]
 
     def _provenance_columns(self) -> tuple[list[str], list[str]]:
         files: list[str] = []
@@ -97,7 +100,7 @@ class RowGroup:
 
     def record(self, i: int) -> dict[str, Any]:
         """Record `i` as the dict the record JSON Schema describes."""
-        files, revisions = self._provenance_columns()
+        file, revision = self._file_and_revision(i)
         return {
             "id": self.id[i],
             "instruction": self.instruction[i],
@@ -108,8 +111,8 @@ class RowGroup:
             "lang": self.lang[i],
             "tags": self.tags[i],
             "provenance": {
-                "file": files[i],
-                "revision": revisions[i],
+                "file": file,
+                "revision": revision,
                 "row": self.row[i],
                 "license": self.license,
             },
