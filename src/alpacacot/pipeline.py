@@ -28,14 +28,25 @@ from alpacacot.collectors import CollectedFile, sha256_file
 from alpacacot.lang import LanguageTagger
 from alpacacot.normalizers import Draft, RejectRow, get_normalizer
 from alpacacot.readers import RowError, iter_rows
-from alpacacot.record import ARROW_SCHEMA, InvalidText, clean_text, record_id
+from alpacacot.record import ARROW_SCHEMA, LONE_SURROGATE, InvalidText, clean_text, record_id
 from alpacacot.schema_check import ColumnarValidator
 from alpacacot.writer import DEFAULT_MAX_SHARD_BYTES, RejectWriter, RowGroup, ShardWriter
 
 Progress = Callable[[int], None]
 
 # One encoder for every record's meta: json.dumps with options builds a new encoder per call.
-_encode_meta = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
+_encode_meta_text = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
+_encode_meta_ascii = json.JSONEncoder(ensure_ascii=True, sort_keys=True, default=str).encode
+
+
+def encode_meta(meta: dict[str, Any]) -> str:
+    """The unused upstream fields as a JSON object, readable (not ASCII-escaped) where possible."""
+    text = _encode_meta_text(meta)
+    if not text.isascii() and LONE_SURROGATE.search(text):
+        # A lone surrogate (an upstream "\ud800" JSON escape) cannot be stored as UTF-8: keep the
+        # escape itself, which reads back as the same value.
+        return _encode_meta_ascii(meta)
+    return text
 
 
 @dataclass
@@ -90,6 +101,16 @@ def schema_problem(record: dict[str, Any]) -> tuple[str, str] | None:
         record_validator()(record)
     except Exception as exc:  # fastjsonschema.JsonSchemaValueException
         return _field_of(getattr(exc, "name", "record")), f"schema: {exc}"
+    return None
+
+
+def storage_problem(record: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, reason) when a field of `record` cannot be stored in its Arrow column, else None."""
+    for field_ in ARROW_SCHEMA:
+        try:
+            pa.array([record[field_.name]], field_.type)
+        except (pa.ArrowException, ValueError, TypeError) as exc:
+            return field_.name, f"cannot be stored in the shard: {exc}"
     return None
 
 
@@ -180,12 +201,14 @@ def process_source(
             return group.to_batch()
         try:
             batch = group.to_batch()
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            # A value Arrow cannot hold in its column (a tag that is not a string, say): find
-            # the records that break the schema one by one, and build the group without them.
+        except (pa.ArrowException, ValueError, TypeError):
+            # A value Arrow cannot hold in its column (a tag that is not a string, a lone
+            # surrogate): find the records that break the schema or cannot be stored, one by
+            # one, and build the group without them.
             broken = {}
             for i in range(len(group)):
-                problem = schema_problem(group.record(i))
+                record = group.record(i)
+                problem = schema_problem(record) or storage_problem(record)
                 if problem:
                     broken[i] = problem
                     reject_from_group(group, i, *problem)
@@ -251,7 +274,7 @@ def process_source(
                     if extra_tags
                     else base_tags,
                     row,
-                    _encode_meta(meta) if meta else "{}",
+                    encode_meta(meta) if meta else "{}",
                     item,
                 )
         if progress and since_progress:

@@ -13,7 +13,7 @@ SCHEMA_VERSION = "1.0.0"
 
 # C0 and C1 control characters except tab and line feed; a CR of CRLF goes too.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _ASCII_CONTROL = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])
 
 ARROW_SCHEMA = pa.schema(
@@ -62,7 +62,7 @@ def clean_text(text: str) -> str:
         raw = text.encode("ascii")
         kept = raw.translate(None, _ASCII_CONTROL)
         return (kept.decode("ascii") if len(kept) != len(raw) else text).strip()
-    if _SURROGATE.search(text):
+    if LONE_SURROGATE.search(text):
         raise InvalidText("lone surrogate (invalid UTF-16 escape or undecodable byte)")
     return _CONTROL.sub("", unicodedata.normalize("NFC", text)).strip()
 

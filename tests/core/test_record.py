@@ -12,7 +12,7 @@ from alpacacot.catalog import load_json_schema
 from alpacacot.pipeline import record_validator
 from alpacacot.record import InvalidText, clean_text, record_id
 
-from .conftest import run_cli
+from .conftest import read_manifest, run_cli
 from .helpers import entry, reject_lines, shard_rows, write_catalog, write_jsonl
 
 # --- clean_text ----------------------------------------------------------------------------------
@@ -263,10 +263,10 @@ def test_the_columnar_check_refuses_a_schema_it_cannot_check(change, message):
         ColumnarValidator(schema, ARROW_SCHEMA)
 
 
-def test_records_that_break_the_schema_become_rejects_with_the_field(tmp_path, monkeypatch):
-    """Both ways a record can break the schema in a build: a value Arrow cannot hold (a tag that is
-    not a string, from a normalizer) and a value it holds but the schema refuses (a language code
-    that is not one). The rest of the row group is written, and the counts add up."""
+def test_a_group_arrow_cannot_hold_is_checked_record_by_record(tmp_path, monkeypatch):
+    """A normalizer gives a tag that is not a string, and one that is not valid UTF-8: Arrow cannot
+    build that row group, so each of its records is checked on its own. Each bad one becomes a
+    reject naming its field (a bad language code among them), the rest is written, counts add up."""
     from alpacacot.lang import LanguageTagger
     from alpacacot.normalizers import NORMALIZERS, register
 
@@ -290,8 +290,10 @@ def test_records_that_break_the_schema_become_rejects_with_the_field(tmp_path, m
         {"q": "Please shout the answer.", "a": "YES."},
         {"q": "Name a planet.", "a": "Mars."},
         {"q": "Please shout the answer.", "a": "YES."},
+        {"q": "Name a metal.", "a": "Iron.", "tags": ["broken \ud800 tag"]},
     ]
-    write_jsonl(tmp_path / "data.jsonl", rows)
+    # ASCII-escaped JSON, as upstream files carry a lone surrogate.
+    (tmp_path / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
     catalog = write_catalog(
         tmp_path / "catalog.yaml",
         {"odd": entry({"kind": "local", "path": "data.jsonl"}, normalizer="test_numbered_tags")},
@@ -304,11 +306,72 @@ def test_records_that_break_the_schema_become_rejects_with_the_field(tmp_path, m
         ("Mars.", 3),
     ]
     rejects = reject_lines(out, "odd")
-    assert [(r["row"], r["field"]) for r in rejects] == [(1, "tags[4]"), (2, "lang")]
+    # (This group holds a value Arrow cannot store, so each of its records is checked on its own:
+    # the rejects come in row order.)
+    assert [(r["row"], r["field"]) for r in rejects] == [(1, "tags[4]"), (2, "lang"), (5, "tags")]
     assert "must be string" in rejects[0]["reason"]
     assert "must match pattern" in rejects[1]["reason"]
+    assert "cannot be stored in the shard" in rejects[2]["reason"]  # a string, but not UTF-8
     assert json.loads(rejects[0]["raw"])["tags"] == ["math", 7]
     source = json.loads((out / "manifest.json").read_text("utf-8"))["sources"]["odd"]
     # Row 4 repeats row 2 exactly: a duplicate, whatever became of the first one.
+    assert source["counts"] == {"read": 6, "written": 2, "duplicates": 1, "rejected": 3}
+    assert source["lang_counts"] == {"en": 2}
+
+
+def test_a_lone_surrogate_in_an_unused_field_is_kept_as_its_json_escape(tmp_path):
+    """Upstream JSON may escape half a surrogate pair ("\\ud800") in a field the mapping does not
+    use: the record is written, and its meta reads back as exactly the upstream value."""
+    lines = [
+        '{"instruction": "Name a colour.", "output": "Red.", "note": "half \\ud800 pair", "zh": "红"}',
+        '{"instruction": "Name a fruit.", "output": "Pear.", "zh": "梨"}',
+    ]
+    (tmp_path / "data.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    catalog = write_catalog(
+        tmp_path / "catalog.yaml", {"odd": entry({"kind": "local", "path": "data.jsonl"})}
+    )
+    run_cli("build", "--catalog", catalog, "--out", tmp_path / "out")
+    first, second = shard_rows(tmp_path / "out", "odd")
+    assert json.loads(first["meta"]) == {"note": "half \ud800 pair", "zh": "红"}
+    assert second["meta"] == '{"zh": "梨"}'  # readable where it can be
+
+
+def test_a_row_group_arrow_can_hold_is_checked_by_the_kernels(tmp_path, monkeypatch):
+    """No value in the group trips Arrow, so the columnar check finds the bad rows; they leave the
+    group with the per-record validator's reason and the rest is written in order."""
+    from alpacacot.lang import LanguageTagger
+
+    real_call = LanguageTagger.__call__
+    monkeypatch.setattr(
+        LanguageTagger,
+        "__call__",
+        lambda self, i, inp, out: "English" if "shout" in i else real_call(self, i, inp, out),
+    )
+    rows = [
+        {"instruction": "Name a primary colour.", "output": "Red."},
+        {"instruction": "Please shout the answer.", "output": "YES."},
+        {"instruction": "Name a planet.", "output": "Mars."},
+        {"instruction": "Please shout the answer.", "output": "YES."},
+        {"instruction": "Now shout the question.", "output": "WHY?"},
+    ]
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    catalog = write_catalog(
+        tmp_path / "catalog.yaml", {"loud": entry({"kind": "local", "path": "data.jsonl"})}
+    )
+    out = tmp_path / "out"
+    run_cli("build", "--catalog", catalog, "--out", out)
+
+    assert [(r["output"], r["provenance"]["row"]) for r in shard_rows(out, "loud")] == [
+        ("Red.", 0),
+        ("Mars.", 2),
+    ]
+    rejects = reject_lines(out, "loud")
+    assert [(r["row"], r["field"], r["file"]) for r in rejects] == [
+        (1, "lang", "data.jsonl"),
+        (4, "lang", "data.jsonl"),
+    ]
+    assert all("data.lang must match pattern" in r["reason"] for r in rejects)
+    assert json.loads(rejects[1]["raw"])["output"] == "WHY?"
+    source = read_manifest(out)["sources"]["loud"]
     assert source["counts"] == {"read": 5, "written": 2, "duplicates": 1, "rejected": 2}
     assert source["lang_counts"] == {"en": 2}
