@@ -191,7 +191,9 @@ def process_source(
     seen: set[int] = set()
 
     def reject_from_group(group: RowGroup, i: int, field_name: str, reason: str) -> None:
-        rejects.add(group.file_of(i), group.row[i], field_name, reason, group.raw[i])
+        # The record itself is the raw row here: it holds every upstream value (unused ones in
+        # meta), and the group need not keep each normalizer's draft alive until it is checked.
+        rejects.add(group.file_of(i), group.row[i], field_name, reason, group.record(i))
         counts.written -= 1
         langs[group.lang[i]] -= 1
 
@@ -275,7 +277,6 @@ def process_source(
                     else base_tags,
                     row,
                     encode_meta(meta) if meta else "{}",
-                    item,
                 )
         if progress and since_progress:
             progress(since_progress)

@@ -36,7 +36,6 @@ class RowGroup:
         self.tags: list[list[str]] = []
         self.row: list[int] = []
         self.meta: list[str] = []
-        self.raw: list[Any] = []  # what the normalizer gave, for the rejects file
         self.files: list[tuple[int, str, str]] = [(0, file, revision)]  # (first row, file, rev)
 
     def __len__(self) -> int:
@@ -148,7 +147,6 @@ _COLUMN_LISTS = (
     "tags",
     "row",
     "meta",
-    "raw",
 )
 
 
@@ -192,7 +190,6 @@ class ShardWriter:
         tags: list[str],
         row: int,
         meta: str,
-        raw: Any,
     ) -> None:
         text_bytes = len(instruction) + len(input_) + len(output)
         if self._writer is not None and self.shard_bytes + text_bytes > self.max_shard_bytes:
@@ -208,7 +205,6 @@ class ShardWriter:
         group.tags.append(tags)
         group.row.append(row)
         group.meta.append(meta)
-        group.raw.append(raw)
         self.shard_bytes += text_bytes
         if len(group.id) >= ROW_GROUP:
             self._flush()

@@ -312,7 +312,7 @@ def test_a_group_arrow_cannot_hold_is_checked_record_by_record(tmp_path, monkeyp
     assert "must be string" in rejects[0]["reason"]
     assert "must match pattern" in rejects[1]["reason"]
     assert "cannot be stored in the shard" in rejects[2]["reason"]  # a string, but not UTF-8
-    assert json.loads(rejects[0]["raw"])["tags"] == ["math", 7]
+    assert json.loads(rejects[0]["raw"])["tags"] == ["EN", "MT", "HG", "math", 7]  # the record
     source = json.loads((out / "manifest.json").read_text("utf-8"))["sources"]["odd"]
     # Row 4 repeats row 2 exactly: a duplicate, whatever became of the first one.
     assert source["counts"] == {"read": 6, "written": 2, "duplicates": 1, "rejected": 3}
