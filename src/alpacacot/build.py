@@ -11,7 +11,11 @@ import gc
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
+import shutil
+import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -201,9 +205,10 @@ _progress_queue: Any = None
 
 
 def _init_worker(gc_threshold: tuple[int, ...], queue: Any) -> None:
-    """Worker-process initializer: the parent's GC threshold (spawned workers do not inherit it) and
-    the queue that carries progress back to the parent."""
+    """Worker-process initializer: the parent's GC threshold (spawned workers do not inherit it),
+    the queue that carries progress back, and Ctrl-C left to the parent, which stops the workers."""
     global _progress_queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.set_threshold(*gc_threshold)
     _progress_queue = queue
 
@@ -220,30 +225,89 @@ def _run_source(
     return process_source(entry, files, out_dir, options, lambda n: queue.put(("progress", key, n)))
 
 
-@contextmanager
-def _relay_progress(
-    on_start: Callable[[str, int], None] | None, on_progress: Callable[[str, int], None] | None
-):
-    """A queue for worker processes, and a thread that hands what arrives on it to the callbacks."""
-    import multiprocessing
-    import threading
+class _Workers:
+    """The parent's side of the worker processes: a queue they report progress on, a thread that
+    hands it to the callbacks, and a way to stop them at once on Ctrl-C (`ProcessPoolExecutor`'s
+    shutdown would let every running source finish first)."""
 
-    queue = multiprocessing.get_context().SimpleQueue()
+    def __init__(
+        self,
+        on_start: Callable[[str, int], None] | None,
+        on_progress: Callable[[str, int], None] | None,
+    ):
+        self.queue = multiprocessing.get_context().SimpleQueue()
+        self._callbacks = {"start": on_start, "progress": on_progress}
+        self._thread = threading.Thread(target=self._relay, name="alpacacot-workers", daemon=True)
+        self._others: set[int] = set()
 
-    def relay() -> None:
-        while (message := queue.get()) is not None:
+    def _relay(self) -> None:
+        while (message := self.queue.get()) is not None:
             kind, key, n = message
-            callback = on_start if kind == "start" else on_progress
-            if callback:
+            if callback := self._callbacks[kind]:
                 callback(key, n)
 
-    thread = threading.Thread(target=relay, name="alpacacot-progress", daemon=True)
-    thread.start()
+    def __enter__(self) -> _Workers:
+        # Child processes that exist before the pool are not ours to stop.
+        self._others = {p.pid for p in multiprocessing.active_children() if p.pid}
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.queue.put(None)
+        self._thread.join()
+
+    def stop(self) -> None:
+        """End every worker process now (their unfinished output stays in .tmp-* folders)."""
+        ours = [p for p in multiprocessing.active_children() if p.pid not in self._others]
+        for process in ours:
+            process.terminate()
+        for process in ours:
+            process.join(timeout=10)
+
+
+def _build_in_workers(
+    todo: list[tuple[DatasetEntry, list[CollectedFile], str]],
+    request: BuildRequest,
+    finish: Callable[[DatasetEntry, str, dict[str, Any]], None],
+    fail: Callable[[DatasetEntry, BaseException], None],
+    on_start: Callable[[str, int], None] | None,
+    on_progress: Callable[[str, int], None] | None,
+) -> None:
+    """One worker process per source, `request.workers` at a time. On Ctrl-C (or an unexpected
+    error) the workers are stopped at once, their unfinished output removed, and the error raised."""
+    # Largest sources first, so that the build does not end with one worker on a big source while
+    # the others have nothing left to do.
+    by_size = sorted(todo, key=lambda t: -sum(cf.bytes for cf in t[1]))
+    done: set[str] = set()
     try:
-        yield queue
+        with (
+            _Workers(on_start, on_progress) as workers,
+            ProcessPoolExecutor(
+                max_workers=min(request.workers, len(todo)),
+                initializer=_init_worker,
+                initargs=(gc.get_threshold(), workers.queue),
+            ) as pool,
+        ):
+            futures = {
+                pool.submit(_run_source, e, f, request.out_dir, request.options): (e, fp)
+                for e, f, fp in by_size
+            }
+            try:
+                for fut in as_completed(futures):
+                    entry, fp = futures[fut]
+                    done.add(entry.key)
+                    try:
+                        finish(entry, fp, fut.result())
+                    except AlpacacotError as exc:
+                        fail(entry, exc)
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                workers.stop()
+                raise
     finally:
-        queue.put(None)
-        thread.join()
+        for entry, _, _ in todo:
+            if entry.key not in done:
+                shutil.rmtree(request.out_dir / f".tmp-{entry.key}", ignore_errors=True)
 
 
 def build(
@@ -294,40 +358,30 @@ def build(
         if on_done:
             on_done(entry.key, "failed")
 
+    interrupted = False
     with _gc_threshold(GC_THRESHOLD):
-        if request.workers > 1 and len(todo) > 1:
-            # Largest sources first, so that the build does not end with one worker on a big source
-            # while the others have nothing left to do. Forked workers inherit the GC threshold;
-            # the initializer sets it where workers are spawned instead.
-            by_size = sorted(todo, key=lambda t: -sum(cf.bytes for cf in t[1]))
-            with (
-                _relay_progress(on_start, on_progress) as queue,
-                ProcessPoolExecutor(
-                    max_workers=min(request.workers, len(todo)),
-                    initializer=_init_worker,
-                    initargs=(gc.get_threshold(), queue),
-                ) as pool,
-            ):
-                futures = {
-                    pool.submit(_run_source, e, f, out_dir, request.options): (e, fp)
-                    for e, f, fp in by_size
-                }
-                for fut in as_completed(futures):
-                    entry, fp = futures[fut]
+        try:
+            if request.workers > 1 and len(todo) > 1:
+                _build_in_workers(todo, request, finish, fail, on_start, on_progress)
+            else:
+                for entry, files, fp in todo:
+                    if on_start:
+                        on_start(entry.key, sum(cf.bytes for cf in files))
+                    progress = (lambda n, k=entry.key: on_progress(k, n)) if on_progress else None
                     try:
-                        finish(entry, fp, fut.result())
+                        result = process_source(entry, files, out_dir, request.options, progress)
+                        finish(entry, fp, result)
                     except AlpacacotError as exc:
                         fail(entry, exc)
-        else:
-            for entry, files, fp in todo:
-                if on_start:
-                    on_start(entry.key, sum(cf.bytes for cf in files))
-                progress = (lambda n, k=entry.key: on_progress(k, n)) if on_progress else None
-                try:
-                    result = process_source(entry, files, out_dir, request.options, progress)
-                    finish(entry, fp, result)
-                except AlpacacotError as exc:
-                    fail(entry, exc)
+        except KeyboardInterrupt:
+            # Keep what finished: the manifest below records it (and the previous build of the
+            # sources that did not finish), so the next build skips it.
+            interrupted = True
+            for entry, _, _ in todo:
+                if entry.key not in built and entry.key not in failed:
+                    failed[entry.key] = "interrupted"
+                    if entry.key in old_sources:
+                        sources[entry.key] = old_sources[entry.key]
 
     manifest = {
         "format": "alpacacot-collection",
@@ -354,4 +408,6 @@ def build(
     from alpacacot.card import write_card
 
     write_card(out_dir, manifest, catalog)
+    if interrupted:
+        raise KeyboardInterrupt
     return BuildReport(manifest=manifest, built=built, skipped=skipped, failed=failed)

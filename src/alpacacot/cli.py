@@ -182,10 +182,18 @@ def build(
             status=f"[{color}]{status}",
         )
 
-    with progress:
-        report = run_build(
-            cat, request, on_start=on_start, on_progress=on_progress, on_done=on_done
-        )
+    try:
+        with progress:
+            report = run_build(
+                cat, request, on_start=on_start, on_progress=on_progress, on_done=on_done
+            )
+    except KeyboardInterrupt:
+        raise fail(
+            f"interrupted: the sources that finished are recorded in {out / 'manifest.json'} "
+            "and the others keep their previous output; run the same command again to build "
+            "the rest (finished sources are skipped).",
+            code=130,
+        ) from None
     sources = report.manifest["sources"]
     table = Table(title=f"Collection in {out}", show_lines=False)
     for col in ("key", "read", "written", "dups", "rejects", "lang", "status"):

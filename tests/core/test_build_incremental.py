@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from .conftest import read_manifest, run_cli
 from .helpers import entry, shard_rows, shard_stats, statuses, write_catalog, write_jsonl
 
@@ -147,3 +149,85 @@ def test_worker_processes_report_progress_to_the_parent(tmp_path):
     sources = report.manifest["sources"]
     assert started == {k: sum(f["bytes"] for f in sources[k]["inputs"]) for k in sources}
     assert progressed == {k: sources[k]["counts"]["read"] for k in sources}
+
+
+def _three_sources(root: Path) -> Path:
+    _two_local_sources(root)
+    write_jsonl(root / "data" / "c.jsonl", [{"instruction": "Name a planet.", "output": "Mars."}])
+    return write_catalog(
+        root / "catalog.yaml",
+        {
+            key: entry({"kind": "local", "path": f"data/{name}.jsonl"})
+            for key, name in (("src_a", "a"), ("src_b", "b"), ("src_c", "c"))
+        },
+    )
+
+
+def test_ctrl_c_keeps_what_finished_and_the_next_build_does_the_rest(tmp_path, monkeypatch):
+    """In-process build: Ctrl-C while src_b is built. src_a is recorded as built, src_b keeps its
+    previous output, nothing half-written is left, and the command says what to do (exit 130)."""
+    import alpacacot.build
+
+    catalog = _two_local_sources(tmp_path)
+    out = tmp_path / "out"
+    run_cli("build", "--catalog", catalog, "--out", out, "-j", "1")
+    before = shard_stats(out, "src_b")
+    (tmp_path / "data" / "b.jsonl").write_text(
+        '{"instruction": "Translate \'dog\' to French.", "output": "chien"}\n', encoding="utf-8"
+    )
+    (tmp_path / "data" / "a.jsonl").write_text(
+        '{"instruction": "Name a primary colour.", "output": "Blue."}\n', encoding="utf-8"
+    )
+    real = alpacacot.build.process_source
+
+    def interrupted_on_b(entry, *args, **kwargs):
+        if entry.key == "src_b":
+            raise KeyboardInterrupt
+        return real(entry, *args, **kwargs)
+
+    monkeypatch.setattr(alpacacot.build, "process_source", interrupted_on_b)
+    result = run_cli("build", "--catalog", catalog, "--out", out, "-j", "1", ok=False)
+    assert result.exit_code == 130
+    assert "interrupted" in result.output and "run the same command again" in result.output
+    manifest = read_manifest(out)
+    assert manifest["errors"] == {"src_b": "interrupted"}
+    assert [r["output"] for r in shard_rows(out, "src_a")] == ["Blue."]  # recorded as built
+    assert shard_stats(out, "src_b") == before  # the previous build, untouched
+    assert manifest["sources"]["src_b"]["counts"]["read"] == 1
+    assert not list(out.glob(".tmp-*"))
+
+    monkeypatch.setattr(alpacacot.build, "process_source", real)
+    result = run_cli("build", "--catalog", catalog, "--out", out, "-j", "1")
+    assert statuses(result.stdout) == {"src_a": "unchanged", "src_b": "built"}
+    assert [r["output"] for r in shard_rows(out, "src_b")] == ["chien"]
+
+
+def test_ctrl_c_stops_the_worker_processes_at_once(tmp_path):
+    """Parallel build: Ctrl-C in the parent once the first source is done. The workers are
+    stopped (none is left running), unfinished output is removed, and only the finished source
+    is recorded."""
+    import multiprocessing
+
+    from alpacacot.build import BuildRequest, build
+    from alpacacot.catalog import load_catalog
+
+    catalog = load_catalog(_three_sources(tmp_path))
+    finished: list[str] = []
+
+    def on_done(key: str, status: str) -> None:
+        finished.append(key)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        build(
+            catalog,
+            BuildRequest(keys=["src_a", "src_b", "src_c"], out_dir=tmp_path / "out", workers=2),
+            on_done=on_done,
+        )
+    assert multiprocessing.active_children() == []
+    manifest = read_manifest(tmp_path / "out")
+    assert list(manifest["sources"]) == finished
+    assert manifest["errors"] == {
+        k: "interrupted" for k in ("src_a", "src_b", "src_c") if k not in finished
+    }
+    assert not list((tmp_path / "out").glob(".tmp-*"))
