@@ -263,11 +263,25 @@ def test_the_columnar_check_refuses_a_schema_it_cannot_check(change, message):
         ColumnarValidator(schema, ARROW_SCHEMA)
 
 
+@pytest.fixture
+def shouting_is_tagged_english(monkeypatch):
+    """The language tagger answers "English" (not a language code) for instructions that shout: a
+    record the build makes that breaks the record schema."""
+    from alpacacot.lang import LanguageTagger
+
+    real_call = LanguageTagger.__call__
+    monkeypatch.setattr(
+        LanguageTagger,
+        "__call__",
+        lambda self, i, inp, out: "English" if "shout" in i else real_call(self, i, inp, out),
+    )
+
+
+@pytest.mark.usefixtures("shouting_is_tagged_english")
 def test_a_group_arrow_cannot_hold_is_checked_record_by_record(tmp_path, monkeypatch):
     """A normalizer gives a tag that is not a string, and one that is not valid UTF-8: Arrow cannot
     build that row group, so each of its records is checked on its own. Each bad one becomes a
     reject naming its field (a bad language code among them), the rest is written, counts add up."""
-    from alpacacot.lang import LanguageTagger
     from alpacacot.normalizers import NORMALIZERS, register
 
     @register("test_numbered_tags")
@@ -278,12 +292,6 @@ def test_a_group_arrow_cannot_hold_is_checked_record_by_record(tmp_path, monkeyp
         return normalize
 
     monkeypatch.setitem(NORMALIZERS, "test_numbered_tags", numbered_tags)
-    real_call = LanguageTagger.__call__
-    monkeypatch.setattr(
-        LanguageTagger,
-        "__call__",
-        lambda self, i, inp, out: "English" if "shout" in i else real_call(self, i, inp, out),
-    )
     rows = [
         {"q": "Name a primary colour.", "a": "Red."},
         {"q": "Name a prime number.", "a": "Seven.", "tags": ["math", 7]},
@@ -336,17 +344,10 @@ def test_a_lone_surrogate_in_an_unused_field_is_kept_as_its_json_escape(tmp_path
     assert second["meta"] == '{"zh": "梨"}'  # readable where it can be
 
 
-def test_a_row_group_arrow_can_hold_is_checked_by_the_kernels(tmp_path, monkeypatch):
+@pytest.mark.usefixtures("shouting_is_tagged_english")
+def test_a_row_group_arrow_can_hold_is_checked_by_the_kernels(tmp_path):
     """No value in the group trips Arrow, so the columnar check finds the bad rows; they leave the
     group with the per-record validator's reason and the rest is written in order."""
-    from alpacacot.lang import LanguageTagger
-
-    real_call = LanguageTagger.__call__
-    monkeypatch.setattr(
-        LanguageTagger,
-        "__call__",
-        lambda self, i, inp, out: "English" if "shout" in i else real_call(self, i, inp, out),
-    )
     rows = [
         {"instruction": "Name a primary colour.", "output": "Red."},
         {"instruction": "Please shout the answer.", "output": "YES."},
