@@ -205,17 +205,16 @@ def process_source(
             batch = group.to_batch()
         except (pa.ArrowException, ValueError, TypeError):
             # A value Arrow cannot hold in its column (a tag that is not a string, a lone
-            # surrogate): find the records that break the schema or cannot be stored, one by
-            # one, and build the group without them.
-            broken = {}
+            # surrogate): check this group record by record, and build it from the good ones.
+            kept = []
             for i in range(len(group)):
                 record = group.record(i)
                 problem = schema_problem(record) or storage_problem(record)
                 if problem:
-                    broken[i] = problem
                     reject_from_group(group, i, *problem)
-            group = group.without(set(broken))
-            batch = group.to_batch()
+                else:
+                    kept.append(record)
+            return pa.RecordBatch.from_pylist(kept, schema=ARROW_SCHEMA)
         broken_rows = columnar_validator()(batch)
         if not broken_rows:
             return batch

@@ -118,36 +118,10 @@ class RowGroup:
             "meta": self.meta[i],
         }
 
-    def without(self, drop: set[int]) -> RowGroup:
-        """The same group less the records at the indices in `drop`."""
-        files, revisions = self._provenance_columns()
-        out = RowGroup(self.source, self.license)
-        out.files = []
-        for i in range(len(self.id)):
-            if i in drop:
-                continue
-            if not out.files or out.files[-1][1:] != (files[i], revisions[i]):
-                out.files.append((len(out.id), files[i], revisions[i]))
-            for name in _COLUMN_LISTS:
-                getattr(out, name).append(getattr(self, name)[i])
-        out.files = out.files or [self.files[-1]]
-        return out
-
 
 _PROVENANCE = ARROW_SCHEMA.field("provenance")
 _HISTORY = ARROW_SCHEMA.field("history")
 _TAGS = ARROW_SCHEMA.field("tags")
-_COLUMN_LISTS = (
-    "id",
-    "instruction",
-    "input",
-    "output",
-    "history",
-    "lang",
-    "tags",
-    "row",
-    "meta",
-)
 
 
 class ShardWriter:
