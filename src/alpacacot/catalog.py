@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -86,6 +86,11 @@ class DatasetEntry:
     homepage: str = ""
     citation: str = ""
     split: str = "train"
+    encoding: str = "utf-8"
+    subsets: list[str] | None = None  # None: every upstream file
+    records: str | None = None  # a JSON file's record list under this top-level key
+    size: int | None = None
+    alpaca_cot: str = ""
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
@@ -95,7 +100,30 @@ class DatasetEntry:
         return [t["lang"], t["task"], t["gen"], *t.get("extra", [])]
 
     def files(self) -> list[SourceFile]:
-        """The upstream files, in catalog order."""
+        """The upstream files of the selected subsets (all without `subsets:`), in catalog order."""
+        return [sf for sf in self.all_files() if self.selects(sf.subset)]
+
+    def selects(self, subset: str) -> bool:
+        """Whether a file of this subset is built (`subsets:` lists the chosen ones)."""
+        return self.subsets is None or subset in self.subsets
+
+    def subset_names(self) -> list[str]:
+        """Every subset of the upstream files, in catalog order, once each."""
+        return list(dict.fromkeys(sf.subset for sf in self.all_files()))
+
+    def with_subsets(self, subsets: list[str]) -> DatasetEntry:
+        """This entry building only `subsets` (e.g. one xP3 language); unknown names are an error."""
+        known = self.subset_names()
+        unknown = [s for s in subsets if s not in known]
+        if unknown:
+            raise CatalogError(
+                f"dataset {self.key!r} has no subset {', '.join(map(repr, unknown))}; "
+                f"its subsets are: {', '.join(known)}"
+            )
+        return replace(self, subsets=list(subsets), raw={**self.raw, "subsets": list(subsets)})
+
+    def all_files(self) -> list[SourceFile]:
+        """Every upstream file, whatever `subsets:` selects, in catalog order."""
         src = self.source
         kind = src["kind"]
         specs = src.get("files")
@@ -122,10 +150,12 @@ class DatasetEntry:
 
     def sample_files(self) -> list[SourceFile]:
         """The bundled excerpts standing in for the upstream files (`--sample`)."""
-        upstream = self.files()
+        upstream = self.all_files()
         out = []
         for i, path in enumerate(self.sample):
             twin = upstream[i] if i < len(upstream) else None
+            if twin is not None and not self.selects(twin.subset):
+                continue
             out.append(
                 SourceFile(
                     kind="local",
@@ -140,7 +170,9 @@ class DatasetEntry:
     def fingerprint_data(self) -> dict[str, Any]:
         """What about this entry changes its output (for rebuild skipping)."""
         return {
-            k: v for k, v in self.raw.items() if k not in {"description", "homepage", "citation"}
+            k: v
+            for k, v in self.raw.items()
+            if k not in {"description", "homepage", "citation", "size", "alpaca_cot"}
         }
 
 
@@ -199,6 +231,34 @@ class Catalog:
         return (self.root / location).resolve()
 
 
+def _check_entry_options(path: Path, entry: DatasetEntry) -> None:
+    """What the JSON Schema cannot say about `encoding`, `subsets` and `records`."""
+    import codecs
+
+    where = f"{path}: datasets/{entry.key}"
+    try:
+        codecs.lookup(entry.encoding)
+    except LookupError:
+        raise CatalogError(
+            f"{where}/encoding: unknown text encoding {entry.encoding!r} "
+            "(use a Python codec name such as gb18030, utf-16 or latin-1)"
+        ) from None
+    if entry.encoding.lower().replace("-", "").replace("_", "") not in {"utf8", "utf8sig"} and (
+        entry.format == "parquet"
+    ):
+        raise CatalogError(f"{where}/encoding: a parquet file has no text encoding to set")
+    if entry.records and entry.format != "json":
+        raise CatalogError(f"{where}/records: only a `format: json` file has a record list to name")
+    if entry.subsets is not None:
+        known = entry.subset_names()
+        unknown = [s for s in entry.subsets if s not in known]
+        if unknown:
+            raise CatalogError(
+                f"{where}/subsets: no upstream file has subset {', '.join(map(repr, unknown))}; "
+                f"the files' subsets are: {', '.join(known)}"
+            )
+
+
 def load_catalog(path: str | Path | None = None) -> Catalog:
     """Load and validate a catalog file (default: the one bundled with the package).
 
@@ -247,6 +307,11 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
             homepage=raw.get("homepage", ""),
             citation=raw.get("citation", ""),
             split=raw.get("split", "train"),
+            encoding=raw.get("encoding", "utf-8"),
+            subsets=raw.get("subsets"),
+            records=raw.get("records"),
+            size=raw.get("size"),
+            alpaca_cot=raw.get("alpaca_cot", ""),
             raw=raw,
         )
     mixes = data.get("mixes") or {}
@@ -262,6 +327,8 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
                 f"{path}: datasets/{entry.key}/source: a Hub source needs `repo:` (on the source, "
                 "or on every file)"
             )
+    for entry in datasets.values():
+        _check_entry_options(path, entry)
     for mix in mixes:
         if mix in datasets:
             raise CatalogError(f"{path}: mix {mix!r} has the same name as a dataset key")

@@ -148,7 +148,13 @@ def iter_drafts(
     """Rows of one file mapped by the entry's normalizer; failures are yielded, not raised."""
     normalize = get_normalizer(entry, cf.subset, cf.normalizer)
     for row, value in iter_rows(
-        cf.path, entry.format, name=cf.display, columns=entry.columns, compression=entry.compression
+        cf.path,
+        entry.format,
+        name=cf.display,
+        columns=entry.columns,
+        compression=entry.compression,
+        encoding=entry.encoding,
+        records=entry.records,
     ):
         if isinstance(value, RowError):
             yield row, value

@@ -7,9 +7,11 @@ one row cannot be parsed. A file that cannot be parsed past some point raises Ma
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
+import itertools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -108,15 +110,40 @@ def _json_error_line(fh: IO[bytes]) -> int | None:
     return None
 
 
-def read_jsonl(fh: IO[bytes], name: str) -> Iterator[Row]:
+def _is_utf8(encoding: str) -> bool:
+    return codecs.lookup(encoding).name == "utf-8"
+
+
+def _undecodable(name: str, row: int, encoding: str, first: bool) -> None:
+    """A first row that does not decode means the whole file is in another encoding: stop there."""
+    if first:
+        hint = (
+            "; if the file is in another encoding, set `encoding:` in the catalog entry "
+            "(e.g. gb18030)"
+            if _is_utf8(encoding)
+            else ""
+        )
+        raise MalformedFileError(name, row + 1, f"row {row} is not valid {encoding} text{hint}")
+
+
+def read_jsonl(fh: IO[bytes], name: str, encoding: str = "utf-8") -> Iterator[Row]:
+    first = True
     for i, line in enumerate(fh):
         if not line.strip():
             continue
         try:
-            text = line.decode("utf-8")
+            text = line.decode(encoding)
         except UnicodeDecodeError as exc:
-            yield i, RowError(f"invalid UTF-8 at byte {exc.start}", line.decode("utf-8", "replace"))
+            _undecodable(name, i, encoding, first)
+            yield (
+                i,
+                RowError(
+                    f"invalid {'UTF-8' if _is_utf8(encoding) else encoding} at byte {exc.start}",
+                    line.decode(encoding, "replace"),
+                ),
+            )
             continue
+        first = False
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -129,10 +156,13 @@ def read_jsonl(fh: IO[bytes], name: str) -> Iterator[Row]:
 
 
 def _read_delimited(
-    fh: IO[bytes], name: str, delimiter: str, columns: list[str] | None
+    fh: IO[bytes], name: str, delimiter: str, columns: list[str] | None, encoding: str = "utf-8"
 ) -> Iterator[Row]:
     # newline="" keeps line breaks inside quoted CSV fields; TSV (no quoting) is one row per line.
-    text = io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape", newline="")
+    # surrogateescape turns a byte that does not decode into a lone surrogate: that row is
+    # rejected (naming the encoding), the file goes on.
+    text = io.TextIOWrapper(fh, encoding=encoding, errors="surrogateescape", newline="")
+    label = "UTF-8" if _is_utf8(encoding) else encoding
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(text, delimiter=delimiter, quoting=quoting, strict=True)
     header = columns
@@ -143,20 +173,25 @@ def _read_delimited(
             offset = 1
             if header is None:
                 return
+            if _ESCAPED_BYTE.search("".join(header)):
+                _undecodable(name, 0, encoding, True)
         width = len(header)
+        first = True
         for i, cells in enumerate(reader, start=offset):
             if not cells:
                 continue
             raw = delimiter.join(cells)
             if not raw.isascii() and _ESCAPED_BYTE.search(raw):
+                _undecodable(name, i, encoding, first)
                 yield (
                     i,
                     RowError(
-                        "invalid UTF-8",
-                        raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace"),
+                        f"invalid {label} (row {i} of {name})",
+                        raw.encode(encoding, "surrogateescape").decode(encoding, "replace"),
                     ),
                 )
                 continue
+            first = False
             if len(cells) != width:
                 yield (
                     i,
@@ -172,12 +207,83 @@ def _read_delimited(
         ) from exc
 
 
-def read_tsv(fh: IO[bytes], name: str, columns: list[str] | None = None) -> Iterator[Row]:
-    return _read_delimited(fh, name, "\t", columns)
+def read_tsv(
+    fh: IO[bytes], name: str, columns: list[str] | None = None, encoding: str = "utf-8"
+) -> Iterator[Row]:
+    return _read_delimited(fh, name, "\t", columns, encoding)
 
 
-def read_csv(fh: IO[bytes], name: str, columns: list[str] | None = None) -> Iterator[Row]:
-    return _read_delimited(fh, name, ",", columns)
+def read_csv(
+    fh: IO[bytes], name: str, columns: list[str] | None = None, encoding: str = "utf-8"
+) -> Iterator[Row]:
+    return _read_delimited(fh, name, ",", columns, encoding)
+
+
+def _build_value(events: Iterator[tuple[str, str, Any]]) -> Any:
+    """Consume the ijson events of one JSON value and return it."""
+    builder = ijson.ObjectBuilder()
+    depth = 0
+    for _, event, value in events:
+        builder.event(event, value)
+        if event in ("start_map", "start_array"):
+            depth += 1
+        elif event in ("end_map", "end_array"):
+            depth -= 1
+        if depth == 0:
+            return builder.value
+    raise ijson.IncompleteJSONError("the file ends inside a value")
+
+
+def read_json_records(fh: IO[bytes], name: str, key: str) -> Iterator[Row]:
+    """A file that is one JSON object whose records are the list under `key` (a Natural
+    Instructions task and its `Instances`, a GAOKAO-Bench file and its `example`): the records are
+    streamed one by one, each with the object's other fields read so far under `_file`."""
+    first = _first_byte(fh)
+    if first != b"{":
+        found = repr(first.decode("utf-8", "replace")) if first else "an empty file"
+        raise MalformedFileError(
+            name, None, f"expected one JSON object holding a `{key}` list, found {found}"
+        )
+    header: dict[str, Any] = {}
+    events = ijson.parse(fh, use_float=True)
+    found_list = False
+    try:
+        for prefix, event, value in events:
+            if prefix != "" or event != "map_key":
+                continue
+            if value != key:
+                header[value] = _build_value(events)
+                continue
+            found_list = True
+            _, event, _ = next(events)
+            if event != "start_array":
+                raise MalformedFileError(name, None, f"`{key}` is not a list")
+            for i in itertools.count():
+                prefix, event, value = next(events)
+                if event == "end_array":
+                    break
+                item = _build_value(itertools.chain([(prefix, event, value)], events))
+                if isinstance(item, dict):
+                    yield i, {**item, "_file": header}
+                else:
+                    yield (
+                        i,
+                        RowError(
+                            f"expected a JSON object in `{key}`, got {type(item).__name__}",
+                            json.dumps(item, default=str)[:2000],
+                        ),
+                    )
+    except ijson.JSONError as exc:
+        raise MalformedFileError(
+            name, _json_error_line(fh), f"not a valid JSON object ({exc})"
+        ) from exc
+    if not found_list:
+        raise MalformedFileError(
+            name,
+            None,
+            f"no `{key}` list at the top level of the object (its keys: "
+            f"{', '.join(header) or 'none'}); check `records:` in the catalog entry",
+        )
 
 
 def read_parquet(fh: IO[bytes], name: str) -> Iterator[Row]:
@@ -210,17 +316,31 @@ def iter_rows(
     name: str | None = None,
     columns: list[str] | None = None,
     compression: str = "infer",
+    encoding: str = "utf-8",
+    records: str | None = None,
 ) -> Iterator[Row]:
-    """Yield `(row, dict | RowError)` for every row of `path` read as `fmt`."""
+    """Yield `(row, dict | RowError)` for every row of `path` read as `fmt`.
+
+    `encoding` is the text encoding of a tsv/csv/jsonl/json file; `records` names the list of
+    records inside a `json` file that is one object rather than an array."""
     name = name or str(path)
     if fmt not in READERS:
         raise MalformedFileError(
             name, None, f"unknown format {fmt!r}; use one of {', '.join(READERS)}"
         )
     with open_binary(path, compression) as fh:
-        if fmt != "parquet":
+        if fmt != "parquet" and _is_utf8(encoding):
             _skip_bom(fh)
         if fmt in ("tsv", "csv"):
-            yield from READERS[fmt](fh, name, columns)
+            yield from READERS[fmt](fh, name, columns, encoding)
+        elif fmt == "jsonl":
+            yield from read_jsonl(fh, name, encoding)
+        elif fmt == "json":
+            if not _is_utf8(encoding):
+                fh = codecs.EncodedFile(fh, "utf-8", encoding)
+            if records:
+                yield from read_json_records(fh, name, records)
+            else:
+                yield from read_json_array(fh, name)
         else:
             yield from READERS[fmt](fh, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from alpacacot.catalog import Catalog, DatasetEntry
+from alpacacot.catalog import Catalog, DatasetEntry, SourceFile
 from alpacacot.collectors import collect_file
 from alpacacot.errors import AlpacacotError
 from alpacacot.normalizers import RejectRow
@@ -13,17 +13,28 @@ from alpacacot.pipeline import clean_draft, iter_drafts
 from alpacacot.readers import RowError
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# An address that names a commit serves the same bytes forever: it is a pin like a sha256.
+COMMIT_URL = re.compile(
+    r"^https://(?:raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/"
+    r"|github\.com/[^/]+/[^/]+/raw/[0-9a-f]{40}/"
+    r"|huggingface\.co/datasets/[^/]+/[^/]+/resolve/[0-9a-f]{40}/)"
+)
 MAX_SAMPLE_REJECT_SHARE = 0.10
 PLACEHOLDER_LICENSES = {"", "unknown", "todo", "tbd", "none"}
 
 
+def is_pinned(sf: SourceFile) -> bool:
+    """A sha256, a Hub commit revision, or a URL at a commit fixes the file's bytes."""
+    if sf.sha256:
+        return True
+    if sf.kind == "hf":
+        return bool(COMMIT.match(sf.revision or ""))
+    return sf.kind == "url" and bool(COMMIT_URL.match(sf.location))
+
+
 def pin_problems(entry: DatasetEntry, strict: bool) -> tuple[list[str], list[str]]:
-    """Every upstream file needs a sha256 (or, on the Hub, a commit revision)."""
-    unpinned = [
-        sf.display
-        for sf in entry.files()
-        if not sf.sha256 and not (sf.kind == "hf" and COMMIT.match(sf.revision or ""))
-    ]
+    """Every upstream file needs a sha256 (or a Hub commit revision, or a URL at a commit)."""
+    unpinned = [sf.display for sf in entry.all_files() if not is_pinned(sf)]
     if not unpinned:
         return [], []
     reason = entry.source.get("unpinned")
