@@ -121,6 +121,14 @@ def build(
             "--max-shard-mb", min=1, help="Bound on the text held by one parquet shard, in MB."
         ),
     ] = 256,
+    subset: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--subset",
+            help="KEY=NAME[,NAME...]: build only these upstream parts of KEY (e.g. xp3=zh for one "
+            "xP3 language); overrides the entry's `subsets:`. Repeat for several keys.",
+        ),
+    ] = None,
 ) -> None:
     """Regenerate the unified collection: parquet shards, manifest.json, rejects/ and README.md."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -137,6 +145,8 @@ def build(
         resolved: list[str] = []
         for name in keys or list(cat.datasets):
             resolved += [k for k in cat.resolve(name) if k not in resolved]
+        for choice in subset or []:
+            _select_subsets(cat, choice, resolved)
     except AlpacacotError as exc:
         raise fail(str(exc)) from None
     request = BuildRequest(
@@ -233,6 +243,22 @@ def build(
         raise typer.Exit(1)
 
 
+def _select_subsets(cat, choice: str, resolved: list[str]) -> None:
+    """Apply one `--subset KEY=a,b` to the catalog in memory (the build sees only those files)."""
+    from alpacacot.errors import CatalogError
+
+    key, sep, names = choice.partition("=")
+    parts = [n.strip() for n in names.split(",") if n.strip()]
+    if not sep or not parts:
+        raise CatalogError(f"--subset {choice!r}: write KEY=NAME[,NAME...], e.g. --subset xp3=zh")
+    if key not in resolved:
+        raise CatalogError(
+            f"--subset {choice!r}: {key!r} is not among the keys being built "
+            f"({', '.join(resolved)})"
+        )
+    cat.datasets[key] = cat.datasets[key].with_subsets(parts)
+
+
 @app.command("list")
 def list_(
     catalog: CatalogOpt = None,
@@ -248,8 +274,24 @@ def list_(
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return
     table = Table(title=f"Catalog {cat.path}")
-    for col in ("key", "description", "lang", "tags", "license", "format", "normalizer", "source"):
-        table.add_column(col, overflow="fold")
+    for col in (
+        "key",
+        "description",
+        "lang",
+        "tags",
+        "license",
+        "size",
+        "alpaca-cot row",
+        "format",
+        "normalizer",
+        "source",
+    ):
+        table.add_column(
+            col,
+            overflow="fold",
+            justify="right" if col == "size" else "left",
+            no_wrap=col == "key",
+        )
     for key, e in cat.datasets.items():
         src = e.source
         where = (
@@ -265,9 +307,11 @@ def list_(
             ",".join(e.languages),
             tags,
             e.license,
+            f"{e.size:,}" if e.size is not None else "",
+            e.alpaca_cot,
             e.format,
             e.normalizer,
-            f"{src['kind']}: {where}",
+            f"{src['kind']}: {where}" + (f" ({', '.join(e.subsets)})" if e.subsets else ""),
         )
     console_out = Console()
     console_out.print(table)

@@ -114,27 +114,36 @@ def _is_utf8(encoding: str) -> bool:
     return codecs.lookup(encoding).name == "utf-8"
 
 
-def _undecodable(name: str, row: int, encoding: str, first: bool) -> None:
-    """A first row that does not decode means the whole file is in another encoding: stop there."""
-    if first:
+# This many rows that do not decode, with none that does before them: the file is in another
+# encoding, and rejecting it row by row would only hide that.
+UNDECODABLE_RUN = 3
+
+
+def _undecodable(name: str, row: int, encoding: str, run: int) -> None:
+    """Stop at the `UNDECODABLE_RUN`th undecodable row from the start of a file."""
+    if run >= UNDECODABLE_RUN:
         hint = (
             "; if the file is in another encoding, set `encoding:` in the catalog entry "
             "(e.g. gb18030)"
             if _is_utf8(encoding)
-            else ""
+            else "; check the entry's `encoding:`"
         )
-        raise MalformedFileError(name, row + 1, f"row {row} is not valid {encoding} text{hint}")
+        raise MalformedFileError(
+            name, row + 1, f"rows up to {row} are not valid {encoding} text{hint}"
+        )
 
 
 def read_jsonl(fh: IO[bytes], name: str, encoding: str = "utf-8") -> Iterator[Row]:
-    first = True
+    run = 0  # undecodable rows since the start of the file (0 once a row decodes)
+    decoded = False
     for i, line in enumerate(fh):
         if not line.strip():
             continue
         try:
             text = line.decode(encoding)
         except UnicodeDecodeError as exc:
-            _undecodable(name, i, encoding, first)
+            run = 0 if decoded else run + 1
+            _undecodable(name, i, encoding, run)
             yield (
                 i,
                 RowError(
@@ -143,7 +152,7 @@ def read_jsonl(fh: IO[bytes], name: str, encoding: str = "utf-8") -> Iterator[Ro
                 ),
             )
             continue
-        first = False
+        decoded = True
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -174,15 +183,16 @@ def _read_delimited(
             if header is None:
                 return
             if _ESCAPED_BYTE.search("".join(header)):
-                _undecodable(name, 0, encoding, True)
+                _undecodable(name, 0, encoding, UNDECODABLE_RUN)
         width = len(header)
-        first = True
+        run, decoded = 0, False
         for i, cells in enumerate(reader, start=offset):
             if not cells:
                 continue
             raw = delimiter.join(cells)
             if not raw.isascii() and _ESCAPED_BYTE.search(raw):
-                _undecodable(name, i, encoding, first)
+                run = 0 if decoded else run + 1
+                _undecodable(name, i, encoding, run)
                 yield (
                     i,
                     RowError(
@@ -191,7 +201,7 @@ def _read_delimited(
                     ),
                 )
                 continue
-            first = False
+            decoded = True
             if len(cells) != width:
                 yield (
                     i,
