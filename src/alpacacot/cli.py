@@ -14,6 +14,7 @@ from rich.table import Table
 
 from alpacacot.errors import AlpacacotError
 from alpacacot.hub.commands import register as register_hub
+from alpacacot.review import register as register_review
 from alpacacot.training.commands import register as register_training
 
 app = typer.Typer(
@@ -331,14 +332,35 @@ def validate(
     strict: Annotated[
         bool,
         typer.Option(
-            "--strict", help="Also fail on unpinned sources that carry an `unpinned:` reason."
+            "--strict",
+            help="What a catalog pull request must pass: also fail on unpinned sources that carry "
+            "an `unpinned:` reason, and on entries without a homepage.",
         ),
     ] = False,
+    changed_from: Annotated[
+        str | None,
+        typer.Option(
+            "--changed-from",
+            metavar="REF",
+            help="Check only the entries whose entry or sample changed since this git ref.",
+        ),
+    ] = None,
 ) -> None:
     """Check the catalog and schemas, and that every entry's sample normalizes cleanly."""
     from alpacacot.validate import validate_catalog
 
     cat = load_catalog_or_exit(catalog)
+    if changed_from:
+        from alpacacot.review import changed_keys
+
+        try:
+            keys = [k for k in changed_keys(cat, changed_from) if not keys or k in keys]
+        except AlpacacotError as exc:
+            raise fail(str(exc)) from None
+        if not keys:
+            console.print(f"[green]ok:[/] no catalog entry changed since {changed_from}")
+            return
+        console.print(f"changed since {changed_from}: {', '.join(keys)}", highlight=False)
     problems, notes = validate_catalog(cat, keys or None, strict=strict)
     for note in notes:
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
@@ -353,6 +375,7 @@ def validate(
 
 register_hub(app)
 register_training(app)
+register_review(app)
 
 
 def main() -> None:

@@ -123,6 +123,8 @@ def validate_catalog(
                 f"{key}: `license: {entry.license}` is not a licence; use the upstream's "
                 "SPDX-style id (e.g. cc-by-nc-4.0) or `other` with a note in description"
             )
+        if strict and not entry.homepage.strip():
+            problems.append(f"{key}: no `homepage:`; give the upstream page (repository or Hub)")
         for found in pin_problems(entry, strict), sample_problems(catalog, entry):
             problems += found[0]
             notes += found[1]

@@ -45,17 +45,17 @@ def test_force_rebuilds_to_the_same_bytes(sample_copy):
         assert after[name][2] == before[name][2]  # same bytes
         assert after[name][:2] != before[name][:2]  # but a new file
     # Building a subset keeps the other sources of the collection in the manifest.
-    assert "belle" in read_manifest(sample_copy)["sources"]
+    assert "multiturn_chat" in read_manifest(sample_copy)["sources"]
 
 
 def test_a_damaged_shard_is_rebuilt(sample_copy):
-    shard = next((sample_copy / "belle").glob("train-*.parquet"))
+    shard = next((sample_copy / "multiturn_chat").glob("train-*.parquet"))
     shard.write_bytes(b"not parquet")
-    result = run_cli("build", "--sample", "--out", sample_copy, "belle")
-    assert statuses(result.stdout) == {"belle": "built"}
+    result = run_cli("build", "--sample", "--out", sample_copy, "multiturn_chat")
+    assert statuses(result.stdout) == {"multiturn_chat": "built"}
     assert (
-        len(shard_rows(sample_copy, "belle"))
-        == read_manifest(sample_copy)["sources"]["belle"]["counts"]["written"]
+        len(shard_rows(sample_copy, "multiturn_chat"))
+        == read_manifest(sample_copy)["sources"]["multiturn_chat"]["counts"]["written"]
     )
 
 
@@ -116,10 +116,19 @@ def test_editing_the_catalog_entry_rebuilds_that_source(tmp_path):
 def test_parallel_build_writes_the_same_bytes(sample_build, tmp_path):
     out = tmp_path / "parallel"
     run_cli(
-        "build", "--sample", "--out", out, "--workers", "3", "alpaca", "cot", "belle", "firefly"
+        "build",
+        "--sample",
+        "--out",
+        out,
+        "--workers",
+        "3",
+        "alpaca",
+        "cot",
+        "multiturn_chat",
+        "firefly",
     )
     first, second = read_manifest(sample_build)["sources"], read_manifest(out)["sources"]
-    assert set(second) == {"alpaca", "cot", "belle", "firefly"}
+    assert set(second) == {"alpaca", "cot", "multiturn_chat", "firefly"}
     for key, src in second.items():
         assert [s["sha256"] for s in src["shards"]] == [s["sha256"] for s in first[key]["shards"]]
         assert src["counts"] == first[key]["counts"]

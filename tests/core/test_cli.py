@@ -20,7 +20,10 @@ def test_list_shows_every_key_and_mix(bundled_catalog):
         assert f"│ {key} " in output, key
     for mix in bundled_catalog.mixes:
         assert mix in output
-    assert "alpaca + belle + cot" in output
+    assert (
+        "alpaca + belle_0_5m + belle_1m + belle_2m + belle_school_math + multiturn_chat + cot"
+        in output
+    )
 
 
 def test_list_json_is_the_catalog(bundled_catalog):
@@ -58,7 +61,15 @@ def test_a_mix_name_builds_its_members(tmp_path):
     from .conftest import read_manifest
 
     run_cli("build", "--sample", "--out", tmp_path / "out", "alpaca-belle-cot")
-    assert set(read_manifest(tmp_path / "out")["sources"]) == {"alpaca", "belle", "cot"}
+    assert set(read_manifest(tmp_path / "out")["sources"]) == {
+        "alpaca",
+        "belle_0_5m",
+        "belle_1m",
+        "belle_2m",
+        "belle_school_math",
+        "multiturn_chat",
+        "cot",
+    }
 
 
 def test_an_unreadable_catalog_is_a_clear_error(tmp_path):

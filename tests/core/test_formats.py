@@ -93,7 +93,9 @@ def test_an_exam_item_without_an_answer_is_rejected():
     with pytest.raises(RejectRow) as info:
         normalize({"question": "1. ...", "answer": [], "analysis": "..."})
     assert info.value.field == "answer"
-    assert normalize({"question": "q", "answer": ["A", "C"], "analysis": ""})["output"] == "答案：AC"
+    assert (
+        normalize({"question": "q", "answer": ["A", "C"], "analysis": ""})["output"] == "答案：AC"
+    )
 
 
 # --- inputs / targets ------------------------------------------------------------------------

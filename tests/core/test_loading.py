@@ -33,12 +33,13 @@ def test_load_a_catalog_mix_by_name(sample_build):
 
 
 def test_shared_records_of_real_sources_are_kept_once(sample_build):
-    # The ShareGPT excerpt repeats conversations of BELLE's multi-turn set.
-    belle = {r["id"] for r in shard_rows(sample_build, "belle")}
+    # The multiturn_chat stand-in is cut from the ShareGPT-zh dialogues that sharegpt_zh's excerpt
+    # holds too (samples/README.md): the same examples under two keys.
+    belle = {r["id"] for r in shard_rows(sample_build, "multiturn_chat")}
     sharegpt = [r["id"] for r in shard_rows(sample_build, "sharegpt_zh")]
     shared = [i for i in sharegpt if i in belle]
     assert shared
-    ds = alpacacot.load("belle-sharegpt_zh", collection=sample_build)
+    ds = alpacacot.load("multiturn_chat-sharegpt_zh", collection=sample_build)
     assert len(ds) == len(belle) + len(sharegpt) - len(shared)
     assert len(set(ds["id"])) == len(ds)
 
@@ -126,8 +127,8 @@ def test_a_key_not_built_names_the_build_command(tmp_path, sample_build):
     manifest = read_manifest(out)
     manifest["sources"] = {"cot": manifest["sources"]["cot"]}
     (out / "manifest.json").write_text(__import__("json").dumps(manifest), encoding="utf-8")
-    with pytest.raises(AlpacacotError, match="alpacacot-data build belle"):
-        alpacacot.load("belle", collection=out)
+    with pytest.raises(AlpacacotError, match="alpacacot-data build multiturn_chat"):
+        alpacacot.load("multiturn_chat", collection=out)
 
 
 def test_a_folder_without_manifest_is_a_clear_error(tmp_path):
@@ -136,8 +137,8 @@ def test_a_folder_without_manifest_is_a_clear_error(tmp_path):
 
 
 def test_weights_for_a_key_outside_the_mix_are_refused(sample_build):
-    with pytest.raises(AlpacacotError, match="weights name belle"):
-        alpacacot.load("cot", collection=sample_build, weights={"belle": 0.5})
+    with pytest.raises(AlpacacotError, match="weights name multiturn_chat"):
+        alpacacot.load("cot", collection=sample_build, weights={"multiturn_chat": 0.5})
 
 
 def test_a_custom_collection_loads_without_its_catalog(two_sources):

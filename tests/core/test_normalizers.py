@@ -149,7 +149,7 @@ def test_flan_cot_rejects_an_empty_rationale():
 def test_belle_multiturn_turns_become_history(sample_build):
     record = next(
         r
-        for r in shard_rows(sample_build, "belle")
+        for r in shard_rows(sample_build, "multiturn_chat")
         if r["provenance"]["file"].endswith("multiturn_chat_0.8M.json")
         and r["provenance"]["row"] == 0
     )
@@ -177,7 +177,7 @@ def test_belle_multiturn_turns_become_history(sample_build):
 
 
 def test_belle_multiturn_rejects_a_dialogue_that_does_not_end_with_assistant():
-    normalize = get_normalizer(CATALOG.datasets["belle"], "multiturn", "belle_multiturn")
+    normalize = get_normalizer(CATALOG.datasets["multiturn_chat"], "multiturn_chat_0.8M")
     with pytest.raises(RejectRow) as info:
         normalize(
             {
@@ -192,7 +192,7 @@ def test_belle_multiturn_rejects_a_dialogue_that_does_not_end_with_assistant():
 @pytest.mark.parametrize(
     "key,min_share",
     [
-        ("belle", 0.15),
+        ("multiturn_chat", 1.0),
         ("sharegpt_zh", 0.5),
         ("firefly", 1.0),
         ("chinese_vicuna_chat", 1.0),

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from alpacacot.cli import app
 
-KEYS = ["alpaca", "cot", "belle"]
+KEYS = ["alpaca", "cot", "multiturn_chat"]
 
 
 def run(*args: str):
@@ -34,9 +34,9 @@ def test_build_stats_publish_export(tmp_path, hub):
     import datasets
 
     ds = datasets.load_dataset(
-        str(out), "belle", split="train", cache_dir=str(tmp_path / "hf_cache")
+        str(out), "multiturn_chat", split="train", cache_dir=str(tmp_path / "hf_cache")
     )
-    assert ds.num_rows == manifest["sources"]["belle"]["counts"]["written"]
+    assert ds.num_rows == manifest["sources"]["multiturn_chat"]["counts"]["written"]
 
     result = run("publish", str(out), "--repo", "org/alpaca-cot")
     files = hub.head_files("org/alpaca-cot")
@@ -60,7 +60,7 @@ def test_build_stats_publish_export(tmp_path, hub):
     run("export", str(out), "--to", "llamafactory", "--out", str(dest))
     info = json.loads((dest / "dataset_info.json").read_text())
     assert sorted(info) == sorted(KEYS)
-    multi = [json.loads(line) for line in (dest / "belle.jsonl").open(encoding="utf-8")]
+    multi = [json.loads(line) for line in (dest / "multiturn_chat.jsonl").open(encoding="utf-8")]
     assert any(row["history"] for row in multi)
 
 

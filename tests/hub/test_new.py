@@ -56,7 +56,7 @@ def catalog_copy(tmp_path: Path) -> Path:
 def new_dolly(catalog: Path, dolly_file: Path, *extra: str):
     return run(
         "new",
-        "dolly",
+        "mydolly",
         "--format",
         "jsonl",
         "--path",
@@ -84,10 +84,10 @@ def test_new_dolly_layout_validates_and_builds(catalog_copy, dolly_file, tmp_pat
 
     text = catalog_copy.read_text()
     assert text.startswith(original.split("\nmixes:")[0])  # comments and entries kept
-    assert text.index("  dolly:") < text.index("\nmixes:")  # inside datasets:, not after
+    assert text.index("  mydolly:") < text.index("\nmixes:")  # inside datasets:, not after
     catalog = load_catalog(catalog_copy)
     assert catalog.mixes  # still there
-    entry = catalog.datasets["dolly"]
+    entry = catalog.datasets["mydolly"]
     assert entry.fields == {"instruction": "instruction", "input": "context", "output": "response"}
     assert entry.source == {
         "kind": "local",
@@ -97,19 +97,19 @@ def test_new_dolly_layout_validates_and_builds(catalog_copy, dolly_file, tmp_pat
     assert entry.tags == {"lang": "EN", "task": "MT", "gen": "HG"}
     assert entry.license == "cc-by-sa-3.0" and entry.languages == ["en"]
     sample = catalog_copy.parent / entry.sample[0]
-    assert sample == tmp_path / "samples/dolly/databricks-dolly-15k.jsonl"
+    assert sample == tmp_path / "samples/mydolly/databricks-dolly-15k.jsonl"
     assert [json.loads(line) for line in sample.read_text().splitlines()] == DOLLY[:20]
 
-    result = run("validate", "--catalog", str(catalog_copy), "dolly")
+    result = run("validate", "--catalog", str(catalog_copy), "mydolly")
     assert result.exit_code == 0, result.output
 
     out = tmp_path / "built"
-    result = run("build", "--catalog", str(catalog_copy), "--out", str(out), "dolly")
+    result = run("build", "--catalog", str(catalog_copy), "--out", str(out), "mydolly")
     assert result.exit_code == 0, result.output
-    table = pq.read_table(next((out / "dolly").glob("train-*.parquet")))
+    table = pq.read_table(next((out / "mydolly").glob("train-*.parquet")))
     assert table.num_rows == 30
     first = table.slice(1, 1).to_pylist()[0]
-    assert first["input"] == "Some context 1." and first["source"] == "dolly"
+    assert first["input"] == "Some context 1." and first["source"] == "mydolly"
     assert json.loads(first["meta"]) == {"category": "open_qa"}
 
 
@@ -243,12 +243,12 @@ def test_normalizer_skeleton_and_its_test(catalog_copy, dolly_file, tmp_path):
     code_root = tmp_path / "checkout"
     result = new_dolly(catalog_copy, dolly_file, "--normalizer", "--code-root", str(code_root))
     assert result.exit_code == 0, result.output
-    module = code_root / "src/alpacacot/normalizers/dolly.py"
-    test = code_root / "tests/normalizers/test_dolly.py"
+    module = code_root / "src/alpacacot/normalizers/mydolly.py"
+    test = code_root / "tests/normalizers/test_mydolly.py"
     assert module.is_file() and test.is_file()
     assert "@register" in result.output
-    entry = yaml.safe_load(catalog_copy.read_text())["datasets"]["dolly"]
-    assert entry["normalizer"] == "dolly"
+    entry = yaml.safe_load(catalog_copy.read_text())["datasets"]["mydolly"]
+    assert entry["normalizer"] == "mydolly"
     compile(test.read_text(), str(test), "exec")
 
     from alpacacot.catalog import load_catalog as load
@@ -257,13 +257,13 @@ def test_normalizer_skeleton_and_its_test(catalog_copy, dolly_file, tmp_path):
     spec = importlib.util.spec_from_file_location("alpacacot_test_dolly_skeleton", module)
     try:
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
-        normalize = get_normalizer(load(catalog_copy).datasets["dolly"], "dolly")
+        normalize = get_normalizer(load(catalog_copy).datasets["mydolly"], "mydolly")
         draft = normalize(DOLLY[1])
         assert draft["instruction"] == "Tell me about topic 1."
         assert draft["input"] == "Some context 1."
         assert draft["meta"] == {"category": "open_qa"}
     finally:
-        NORMALIZERS.pop("dolly", None)
+        NORMALIZERS.pop("mydolly", None)
 
 
 def test_dolly_layout_is_guessed_and_language_detected(tmp_path, dolly_file):

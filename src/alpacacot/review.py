@@ -1,0 +1,116 @@
+"""Reviewing a catalog pull request: which entries changed since a git ref, and a short report of
+what their samples build into (records, languages, licence) for the pull request's summary.
+
+`alpacacot-data changed REF` lists the changed keys, `validate --changed-from REF` checks only them,
+and `alpacacot-data report OUT` writes the Markdown table that `.github/workflows/catalog.yml` puts
+in the job summary.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+
+from alpacacot.catalog import Catalog
+from alpacacot.errors import AlpacacotError, CatalogError
+
+
+def _git(root: Path, *args: str) -> str:
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, check=False
+        )
+    except OSError as exc:
+        raise CatalogError(f"cannot run git to compare the catalog: {exc}") from exc
+    if done.returncode != 0:
+        raise CatalogError(f"git {' '.join(args)} failed: {done.stderr.strip() or done.stdout}")
+    return done.stdout
+
+
+def changed_keys(catalog: Catalog, ref: str) -> list[str]:
+    """Keys whose entry differs from `ref`'s catalog (new ones included) or whose sample files
+    changed since `ref`, in catalog order. Needs the catalog inside a git work tree."""
+    root = Path(_git(catalog.root, "rev-parse", "--show-toplevel").strip())
+    rel = catalog.path.relative_to(root).as_posix()
+    try:
+        old_text = _git(root, "show", f"{ref}:{rel}")
+    except CatalogError:
+        old_text = ""  # the catalog is new in this pull request
+    old = (yaml.safe_load(old_text) or {}).get("datasets") or {}
+    touched = set(_git(root, "diff", "--name-only", ref, "--", ".").splitlines())
+    keys = []
+    for key, entry in catalog.datasets.items():
+        samples = {(catalog.root / s).resolve().relative_to(root).as_posix() for s in entry.sample}
+        if old.get(key) != entry.raw or samples & touched:
+            keys.append(key)
+    return keys
+
+
+def report_rows(out_dir: Path, keys: list[str] | None = None) -> list[dict[str, Any]]:
+    """One row per built source: records read/written/rejected, languages, licence."""
+    manifest_path = out_dir / "manifest.json"
+    try:
+        sources = json.loads(manifest_path.read_text("utf-8"))["sources"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise AlpacacotError(f"{manifest_path}: not a built collection ({exc})") from exc
+    rows = []
+    for key in keys or list(sources):
+        src = sources.get(key)
+        if src is None:
+            raise AlpacacotError(f"{key!r} is not in {manifest_path}; build it first")
+        counts, langs = src["counts"], src["lang_counts"]
+        total = sum(langs.values()) or 1
+        rows.append(
+            {
+                "key": key,
+                "read": counts["read"],
+                "written": counts["written"],
+                "rejected": counts["rejected"],
+                "languages": ", ".join(f"{k} {v / total:.0%}" for k, v in langs.items() if v),
+                "license": src["license"],
+            }
+        )
+    return rows
+
+
+def report_markdown(rows: list[dict[str, Any]]) -> str:
+    head = "| key | read | written | rejected | languages | licence |\n|---|--:|--:|--:|---|---|\n"
+    body = "".join(
+        f"| `{r['key']}` | {r['read']:,} | {r['written']:,} | {r['rejected']:,} | "
+        f"{r['languages']} | {r['license']} |\n"
+        for r in rows
+    )
+    return head + body
+
+
+def changed(
+    ref: Annotated[str, typer.Argument(help="Git ref to compare with, e.g. origin/main.")],
+    catalog: Annotated[
+        Path | None, typer.Option("--catalog", help="Catalog file (default: the bundled one).")
+    ] = None,
+) -> None:
+    """Print the catalog keys whose entry or sample changed since REF, one per line."""
+    from alpacacot.cli import load_catalog_or_exit
+
+    cat = load_catalog_or_exit(catalog)
+    for key in changed_keys(cat, ref):
+        typer.echo(key)
+
+
+def report(
+    out: Annotated[Path, typer.Argument(help="A built collection (the --out of build).")],
+    keys: Annotated[list[str] | None, typer.Argument(help="Only these keys.")] = None,
+) -> None:
+    """Print a Markdown table of the built keys: records, rejects, languages, licence."""
+    typer.echo(report_markdown(report_rows(out, keys or None)), nl=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `changed` and `report` to the `alpacacot-data` app."""
+    app.command()(changed)
+    app.command()(report)
