@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import yaml
@@ -98,7 +98,11 @@ def changed(
     from alpacacot.cli import load_catalog_or_exit
 
     cat = load_catalog_or_exit(catalog)
-    for key in changed_keys(cat, ref):
+    try:
+        keys = changed_keys(cat, ref)
+    except AlpacacotError as exc:
+        _fail(exc)
+    for key in keys:
         typer.echo(key)
 
 
@@ -107,7 +111,16 @@ def report(
     keys: Annotated[list[str] | None, typer.Argument(help="Only these keys.")] = None,
 ) -> None:
     """Print a Markdown table of the built keys: records, rejects, languages, licence."""
-    typer.echo(report_markdown(report_rows(out, keys or None)), nl=False)
+    try:
+        rows = report_rows(out, keys or None)
+    except AlpacacotError as exc:
+        _fail(exc)
+    typer.echo(report_markdown(rows), nl=False)
+
+
+def _fail(exc: AlpacacotError) -> NoReturn:
+    typer.echo(f"error: {exc}", err=True)
+    raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
