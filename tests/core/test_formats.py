@@ -177,3 +177,23 @@ def test_dolly_context_is_the_input_and_category_stays_in_meta():
     assert records[0]["input"].startswith("Virgin Australia, the trading name")
     assert records[0]["meta"] == {"category": "closed_qa"}
     assert records[1]["input"] == "" and records[1]["output"] == "Tope"
+
+
+def test_auto_cot_demonstrations_end_with_the_answer_their_chain_reaches():
+    records = drafts("auto_cot")
+    assert len(records) == 16  # 8 automatic and 8 hand-written chains
+    first = records[0]
+    assert first["instruction"].startswith("Q: Wendy uploaded 45 pictures")
+    assert first["output"].startswith("Let's think step by step.")
+    assert first["output"].endswith("\nThe answer is 2")
+    assert first["meta"]["gold_ans"] == "2" and first["tags"] == []
+    assert "gold_ans" not in records[8]["meta"]  # the manual demonstrations have no gold answer
+
+
+def test_csl_headerless_tsv_maps_task_text_and_target():
+    records = drafts("csl")
+    assert records[0] == {
+        "instruction": "to category",
+        "input": "太平天国私人便章“朝勋詹记”考",
+        "output": "历史学",
+    }

@@ -4,6 +4,9 @@ The question (with its options) is the instruction; the answer is the worked ana
 the final answer, so the record teaches the reasoning and not only the letter. A file is one JSON
 object whose `example` list holds the items (catalog: `records: example`); its `keywords` (the
 subject) go to each record's meta.
+
+Options: `analysis_field` (default `analysis`), `answer_label` (default `答案：`), `tags` (default
+`[exam]`). Auto-CoT's demonstrations (question, rationale, answer) use it too.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def exam_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
     a_col = entry.fields.get("output", "answer")
     r_col = entry.options.get("analysis_field", "analysis")
     label = entry.options.get("answer_label", "答案：")
+    tags = list(entry.options.get("tags", ["exam"]))
     used = {q_col, a_col, r_col, "_file"}
 
     def normalize(row: dict[str, Any]) -> Draft:
@@ -47,7 +51,7 @@ def exam_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
             "input": "",
             "output": f"{analysis}\n{label}{answer}" if analysis else f"{label}{answer}",
             "meta": meta,
-            "tags": ["exam"],
+            "tags": tags,
         }
 
     return normalize
