@@ -197,3 +197,29 @@ def test_csl_headerless_tsv_maps_task_text_and_target():
         "input": "太平天国私人便章“朝勋詹记”考",
         "output": "历史学",
     }
+
+
+# --- self-instruct seed tasks ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key,tasks",
+    [("alpaca_seed_tasks", 20), ("belle_seed_tasks", 20), ("codealpaca_seed_tasks", 20)],
+)
+def test_seed_tasks_give_one_record_per_instance(key, tasks):
+    entry = CATALOG.datasets[key]
+    rows = [row for _, row in iter_rows(CATALOG.local_path(entry.sample[0]), entry.format)]
+    assert len(rows) == tasks
+    records = drafts(key)
+    assert len(records) == sum(len(r["instances"]) for r in rows)
+    first = rows[0]
+    assert records[0]["instruction"] == first["instruction"]
+    assert records[0]["output"] == first["instances"][0]["output"]
+    assert records[0]["meta"]["id"] == first["id"] and "is_classification" in records[0]["meta"]
+
+
+def test_a_seed_task_without_instances_is_rejected():
+    normalize = get_normalizer(CATALOG.datasets["alpaca_seed_tasks"], "seed_tasks")
+    with pytest.raises(RejectRow) as info:
+        normalize({"id": "seed_task_9", "instruction": "Say hi.", "instances": []})
+    assert info.value.field == "instances"

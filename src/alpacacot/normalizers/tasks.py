@@ -54,3 +54,32 @@ def natural_instructions_normalizer(entry: DatasetEntry, subset: str) -> Normali
         }
 
     return normalize
+
+
+@register("seed_tasks")
+def seed_tasks_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
+    """Self-instruct seed tasks (Stanford Alpaca, BELLE, Code Alpaca): one row is a task
+    `{id, name, instruction, instances: [{input, output}], is_classification}`; each instance
+    becomes one record with the task's instruction."""
+
+    def normalize(row: dict[str, Any]) -> list[Draft]:
+        instruction = text_field(row, "instruction", required=True)
+        instances = row.get("instances")
+        if not isinstance(instances, list) or not instances:
+            raise RejectRow("instances", "a seed task needs a non-empty list of instances")
+        meta = {k: v for k, v in row.items() if k not in {"instruction", "instances"}}
+        drafts = []
+        for n, instance in enumerate(instances):
+            if not isinstance(instance, dict):
+                raise RejectRow("instances", f"instance {n} is not an object")
+            drafts.append(
+                {
+                    "instruction": instruction,
+                    "input": text_field(instance, "input", required=False),
+                    "output": text_field(instance, "output", required=True),
+                    "meta": {**meta, "instance": n} if len(instances) > 1 else meta,
+                }
+            )
+        return drafts
+
+    return normalize
