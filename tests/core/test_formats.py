@@ -204,7 +204,7 @@ def test_csl_headerless_tsv_maps_task_text_and_target():
 
 @pytest.mark.parametrize(
     "key,tasks",
-    [("alpaca_seed_tasks", 20), ("belle_seed_tasks", 20), ("codealpaca_seed_tasks", 20)],
+    [("alpaca_seed_tasks", 20), ("belle_seed_tasks", 20), ("codealpaca_seed_tasks", 21)],
 )
 def test_seed_tasks_give_one_record_per_instance(key, tasks):
     entry = CATALOG.datasets[key]
