@@ -3,7 +3,9 @@
 Maintainers run this once with a folder of upstream files (default ../shared/real-data, see its
 SOURCES.md); a fresh clone does not need it. Excerpts keep the upstream format byte for byte where
 the format allows (line-based files are cut by lines; JSON arrays are re-serialized in the
-upstream's own style). Formats with no file here are built in their exact shape from real text.
+upstream's own style). Formats with no file here are built in their exact shape from real text
+(samples/README.md says which). The excerpts cut from repositories that are not in that folder
+(GAOKAO-Bench, pCLUE, Natural Instructions, ...) are listed with their commits in samples/README.md.
 """
 
 from __future__ import annotations
@@ -24,6 +26,19 @@ def head_lines(src: Path, dst: Path, n: int) -> None:
     with open(src, "rb") as fh:
         lines = [next(fh) for _ in range(n)]
     dst.write_bytes(b"".join(lines))
+
+
+def array_prefix(data: bytes, n: int) -> bytes:
+    """The bytes of a JSON array up to the end of its n-th item, then the closing bracket: a cut
+    of the upstream file itself, whatever its indentation."""
+    text = data.decode("utf-8")
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    for _ in range(n):
+        while text[pos] in " \t\r\n,":
+            pos += 1
+        _, pos = decoder.raw_decode(text, pos)
+    return (text[:pos] + "\n]").encode("utf-8")
 
 
 def json_array(records: list, dst: Path, indent: int, ascii_: bool) -> None:
@@ -55,16 +70,16 @@ def main() -> None:
 
     # train_0.5M/1M/2M_CN and school_math_0.25M share dev1K.json's format: 40 of its lines each.
     dev = (real / "belle/dev1K.json").read_bytes().splitlines(keepends=True)
-    for i, name in enumerate(
+    for i, (key, name) in enumerate(
         [
-            "Belle_open_source_0.5M.json",
-            "Belle_open_source_1M.json",
-            "train_2M_CN.json",
-            "school_math_0.25M.json",
+            ("belle_0_5m", "Belle_open_source_0.5M.json"),
+            ("belle_1m", "Belle_open_source_1M.json"),
+            ("belle_2m", "train_2M_CN.json"),
+            ("belle_school_math", "school_math_0.25M.json"),
         ]
     ):
-        (OUT / "belle").mkdir(parents=True, exist_ok=True)
-        (OUT / "belle" / name).write_bytes(b"".join(dev[40 * i : 40 * (i + 1)]))
+        (OUT / key).mkdir(parents=True, exist_ok=True)
+        (OUT / key / name).write_bytes(b"".join(dev[40 * i : 40 * (i + 1)]))
 
     # BELLE multiturn_chat_0.8M shape, from real ShareGPT-zh dialogues.
     rows = []
@@ -84,7 +99,8 @@ def main() -> None:
             rows.append({"instruction": dialogue, "input": "", "output": turns[-1][1]})
             if len(rows) == 30:
                 break
-    (OUT / "belle/multiturn_chat_0.8M.json").write_text(
+    (OUT / "multiturn_chat").mkdir(parents=True, exist_ok=True)
+    (OUT / "multiturn_chat/multiturn_chat_0.8M.json").write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
     )
 
@@ -143,6 +159,16 @@ def main() -> None:
         OUT / "chinese_vicuna_chat/chat_data_sample.jsonl",
         3,
     )
+    head_lines(
+        real / "chinese-vicuna/instruct_data_sample.jsonl",
+        OUT / "chinese_vicuna_instruct/instruct_data_sample.jsonl",
+        10,
+    )
+    head_lines(real / "alpaca/seed_tasks.jsonl", OUT / "alpaca_seed_tasks/seed_tasks.jsonl", 20)
+    head_lines(real / "belle/zh_seed_tasks.json", OUT / "belle_seed_tasks/zh_seed_tasks.json", 20)
+    gsm = (real / "gsm8k-alpaca/gsm_8k_train.json").read_bytes()
+    (OUT / "gsm8k").mkdir(parents=True, exist_ok=True)
+    (OUT / "gsm8k/gsm_8k_train.json").write_bytes(array_prefix(gsm, 30))
 
 
 if __name__ == "__main__":

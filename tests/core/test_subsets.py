@@ -56,3 +56,15 @@ def test_a_subset_unknown_to_the_entry_or_a_key_not_built_is_refused(tmp_path):
     assert "no subset 'de'" in result.output
     result = run_cli("build", "--catalog", catalog, "--subset", "nope=en", "xp3", ok=False)
     assert "'nope' is not among the keys being built" in result.output
+
+
+def test_catalog_subsets_must_name_existing_parts(tmp_path):
+    catalog = two_language_catalog(tmp_path)
+    text = catalog.read_text("utf-8").replace(
+        "    format: jsonl", "    format: jsonl\n    subsets: [de]"
+    )
+    catalog.write_text(text, encoding="utf-8")
+    with pytest.raises(
+        CatalogError, match="datasets/xp3/subsets: no upstream file has subset 'de'"
+    ):
+        load_catalog(catalog)
