@@ -244,6 +244,24 @@ def build(
         raise typer.Exit(1)
 
 
+def _upstream(entry) -> str:
+    """Where an entry's files come from, in a few words: the repo, the URL, or the repos of its
+    files (GitHub raw URLs shown as `org/repo`) with their count."""
+    import re
+
+    src = entry.source
+    if src.get("repo") or src.get("url") or src.get("path"):
+        return src.get("repo") or src.get("url") or src.get("path")
+    files = entry.all_files()
+    repos = []
+    for sf in files:
+        raw = re.match(r"https://raw\.githubusercontent\.com/([^/]+/[^/]+)/", sf.location)
+        repo = sf.repo or (f"github.com/{raw.group(1)}" if raw else sf.location)
+        if repo not in repos:
+            repos.append(repo)
+    return f"{', '.join(repos)} ({len(files)} files)"
+
+
 def _select_subsets(cat, choice: str, resolved: list[str]) -> None:
     """Apply one `--subset KEY=a,b` to the catalog in memory (the build sees only those files)."""
     from alpacacot.errors import CatalogError
@@ -295,12 +313,7 @@ def list_(
         )
     for key, e in cat.datasets.items():
         src = e.source
-        where = (
-            src.get("repo")
-            or src.get("url")
-            or src.get("path")
-            or f"{len(src.get('files', []))} files"
-        )
+        where = _upstream(e)
         tags = "/".join(e.record_tags)
         table.add_row(
             key,
