@@ -54,8 +54,33 @@ def _skip_bom(fh: IO[bytes]) -> None:
         fh.seek(0)
 
 
+class _Utf8Recoder(io.RawIOBase):
+    """A file in another text encoding, re-encoded as UTF-8 while it is read (ijson parses UTF-8
+    bytes). A byte sequence that does not decode raises UnicodeDecodeError."""
+
+    def __init__(self, fh: IO[bytes], encoding: str):
+        self._text = io.TextIOWrapper(fh, encoding=encoding, newline="")
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        while not self._pending:
+            chunk = self._text.read(1 << 16)
+            if not chunk:
+                return 0
+            self._pending = chunk.encode("utf-8", "surrogatepass")
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
 def _first_byte(fh: IO[bytes]) -> bytes:
     """The first non-whitespace byte from the current position (b"" when none); position kept."""
+    if not fh.seekable():  # a re-encoded stream: look ahead in its buffer
+        return fh.peek(1 << 16).lstrip()[:1]  # type: ignore[attr-defined]
     pos = fh.tell()
     first = b""
     while chunk := fh.read(1 << 16):
@@ -347,10 +372,15 @@ def iter_rows(
             yield from read_jsonl(fh, name, encoding)
         elif fmt == "json":
             if not _is_utf8(encoding):
-                fh = codecs.EncodedFile(fh, "utf-8", encoding)
-            if records:
-                yield from read_json_records(fh, name, records)
-            else:
-                yield from read_json_array(fh, name)
+                fh = io.BufferedReader(_Utf8Recoder(fh, encoding), 1 << 16)
+            try:
+                if records:
+                    yield from read_json_records(fh, name, records)
+                else:
+                    yield from read_json_array(fh, name)
+            except UnicodeDecodeError as exc:
+                raise MalformedFileError(
+                    name, None, f"not valid {encoding} text at byte {exc.start} of a chunk: {exc}"
+                ) from exc
         else:
             yield from READERS[fmt](fh, name)

@@ -223,3 +223,19 @@ def test_a_seed_task_without_instances_is_rejected():
     with pytest.raises(RejectRow) as info:
         normalize({"id": "seed_task_9", "instruction": "Say hi.", "instances": []})
     assert info.value.field == "instances"
+
+
+def test_a_gb18030_json_file_is_read_as_text_of_that_encoding(tmp_path):
+    array = tmp_path / "rows.json"
+    array.write_bytes(json.dumps([{"instruction": "你好", "output": "世界"}]).encode("gb18030"))
+    assert list(iter_rows(array, "json", encoding="gb18030")) == [
+        (0, {"instruction": "你好", "output": "世界"})
+    ]
+    task = tmp_path / "task.json"
+    body = {"keywords": "语文", "example": [{"question": "问", "answer": "答"}]}
+    task.write_bytes(json.dumps(body, ensure_ascii=False).encode("gb18030"))
+    rows = list(iter_rows(task, "json", encoding="gb18030", records="example"))
+    assert rows == [(0, {"question": "问", "answer": "答", "_file": {"keywords": "语文"}})]
+    task.write_bytes(b'{"example": [{"question": "\xff\xff"}]}')
+    with pytest.raises(MalformedFileError, match="not valid gb18030 text"):
+        list(iter_rows(task, "json", encoding="gb18030", records="example"))

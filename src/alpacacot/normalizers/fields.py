@@ -12,7 +12,9 @@ DEFAULT_FIELDS = {"instruction": "instruction", "input": "input", "output": "out
 
 
 def meta_of(row: dict[str, Any], used: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in used}
+    """The row's fields the mapping did not use. `_file` (the fields of a file that holds its
+    records in a list, see `records:`) belongs to the file, not to each row: it is left out."""
+    return {k: v for k, v in row.items() if k not in used and k != "_file"}
 
 
 def parse_history(value: Any, column: str) -> list[dict[str, str]]:
