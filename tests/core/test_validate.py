@@ -16,11 +16,9 @@ from .helpers import entry, write_catalog
 
 UNPINNED_BUNDLED = {
     "alpaca_cleaned",
-    "belle_0_5m",
     "belle_1m",
     "belle_2m",
     "belle_school_math",
-    "multiturn_chat",
     "finance",
     "gpt4all",
     "alpaca_gpt4_en",
