@@ -142,6 +142,26 @@ def clean_draft(draft: Draft) -> tuple[str, str, str, list[dict[str, str]]]:
     return out[0], out[1], out[2], history
 
 
+OPTIONAL_TEXTS = ("system", "rejected")
+
+
+def clean_optional(draft: Draft) -> tuple[str | None, str | None]:
+    """The draft's `system` and `rejected`, cleaned; None when absent or empty after cleaning."""
+    out: list[str | None] = []
+    for name in OPTIONAL_TEXTS:
+        value = draft.get(name)
+        if value is None:
+            out.append(None)
+            continue
+        if not isinstance(value, str):
+            raise RejectRow(name, f"expected a string, got {type(value).__name__}")
+        try:
+            out.append(clean_text(value) or None)
+        except InvalidText as exc:
+            raise RejectRow(name, str(exc)) from None
+    return out[0], out[1]
+
+
 def iter_drafts(
     entry: DatasetEntry, cf: CollectedFile
 ) -> Iterator[tuple[int, Draft | RowError | RejectRow]]:
@@ -250,6 +270,7 @@ def process_source(
                     continue
                 try:
                     instruction, input_, output, history = clean_draft(item)
+                    system, rejected = clean_optional(item)
                 except RejectRow as exc:
                     rejects.add(prov_file, row, exc.field, exc.reason, item)
                     continue
@@ -276,6 +297,8 @@ def process_source(
                     else base_tags,
                     row,
                     encode_meta(meta) if meta else "{}",
+                    system,
+                    rejected,
                 )
         if progress and since_progress:
             progress(since_progress)

@@ -9,7 +9,7 @@ from alpacacot.catalog import Catalog, DatasetEntry
 from alpacacot.collectors import collect_file
 from alpacacot.errors import AlpacacotError
 from alpacacot.normalizers import RejectRow
-from alpacacot.pipeline import clean_draft, iter_drafts
+from alpacacot.pipeline import clean_draft, clean_optional, iter_drafts
 from alpacacot.readers import RowError
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -69,6 +69,7 @@ def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], l
                     continue
                 try:
                     clean_draft(item)
+                    clean_optional(item)
                 except RejectRow as exc:
                     rejected += 1
                     reasons[f"{sf.location} row {row}: {exc.field}: {exc.reason}"] += 1

@@ -23,6 +23,8 @@ RECORD_COLUMNS = [
     "tags",
     "provenance",
     "meta",
+    "system",
+    "rejected",
 ]
 
 
@@ -74,7 +76,7 @@ def test_shards_carry_the_arrow_schema(sample_build):
     schema = pq.read_schema(shard)
     assert schema.names == ARROW_SCHEMA.names
     assert schema.field("history").type == ARROW_SCHEMA.field("history").type
-    assert schema.metadata[b"alpacacot.schema_version"] == b"1.0.0"
+    assert schema.metadata[b"alpacacot.schema_version"] == b"1.1.0"
 
 
 def test_load_dataset_reads_every_key(sample_build, bundled_catalog, hf_datasets_tmp):
