@@ -162,14 +162,49 @@ def clean_optional(draft: Draft) -> tuple[str | None, str | None]:
     return out[0], out[1]
 
 
+_NO_GROUP = object()
+
+
+def group_rows(rows: Iterable[tuple[int, Any]], column: str) -> Iterator[tuple[int, Any]]:
+    """Runs of consecutive rows with the same `column` value, as `(first row, [rows])`, streamed:
+    only the run being read is held. A row without the column is a run of its own; a RowError
+    passes through on its own and ends the run before it."""
+    run: list[dict[str, Any]] = []
+    first = 0
+    current: Any = _NO_GROUP
+    for row, value in rows:
+        if isinstance(value, RowError):
+            if run:
+                yield first, run
+                run, current = [], _NO_GROUP
+            yield row, value
+            continue
+        key = value.get(column, _NO_GROUP)
+        if run and (key is _NO_GROUP or key != current):
+            yield first, run
+            run = []
+        if not run:
+            first, current = row, key
+        run.append(value)
+    if run:
+        yield first, run
+
+
 def iter_drafts(
     entry: DatasetEntry, cf: CollectedFile
 ) -> Iterator[tuple[int, Draft | RowError | RejectRow]]:
-    """Rows of one file mapped by the entry's normalizer; failures are yielded, not raised."""
+    """Rows of one file mapped by the entry's normalizer; failures are yielded, not raised.
+
+    A normalizer with a `group_by` column (a dialogue spread over rows) gets each run of rows with
+    the same value as one list; provenance then names the run's first row."""
     normalize = get_normalizer(entry, cf.subset, cf.normalizer)
-    for row, value in iter_rows(
+    rows: Iterable[tuple[int, Any]] = iter_rows(
         cf.path, entry.format, name=cf.display, columns=entry.columns, compression=entry.compression
-    ):
+    )
+    group_by = getattr(normalize, "group_by", None)
+    if group_by:
+        rows = group_rows(rows, group_by)
+    for row, value in rows:
         if isinstance(value, RowError):
             yield row, value
             continue

@@ -12,6 +12,7 @@ import gzip
 import io
 import json
 import re
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,7 +38,26 @@ class RowError:
 
 @contextmanager
 def open_binary(path: Path, compression: str = "infer"):
-    """Open a file for binary reading, decompressing gzip when asked or when the name says so."""
+    """Open a file for binary reading, decompressing gzip (or the one file of a zip archive, as the
+    Hub publishes MOSS) when asked or when the name says so."""
+    if compression == "zip" or (compression == "infer" and path.name.endswith(".zip")):
+        with zipfile.ZipFile(path) as archive:
+            members = [
+                m
+                for m in archive.infolist()
+                if not m.is_dir() and not m.filename.startswith("__MACOSX/")
+            ]
+            if len(members) != 1:
+                names = ", ".join(m.filename for m in members[:5]) or "none"
+                raise MalformedFileError(
+                    str(path),
+                    None,
+                    f"a zip source must hold exactly one data file, found {len(members)} "
+                    f"({names}); list the files separately or unpack the archive",
+                )
+            with archive.open(members[0]) as fh:
+                yield fh
+        return
     gz = compression == "gzip" or (compression == "infer" and path.name.endswith(".gz"))
     with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
         yield fh

@@ -21,7 +21,7 @@ UNPINNED_BUNDLED = {
     "gpt4all",
     "alpaca_gpt4_en",
     "alpaca_gpt4_zh",
-}
+} | {"hh_rlhf", "hc3", "moss"}  # breadth-a: Hub revisions / one GitHub blob not reachable
 ROWS = [{"instruction": f"Add {n} and {n}.", "input": "", "output": str(2 * n)} for n in range(10)]
 ROWS_BYTES = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
 ROWS_SHA = hashlib.sha256(ROWS_BYTES).hexdigest()
