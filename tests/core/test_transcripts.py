@@ -105,3 +105,34 @@ def test_split_transcript_prefers_the_longest_marker():
         "intro <|MOSS|>: x <|M|>: y", {"<|M|>:": "a", "<|MOSS|>:": "b"}
     )
     assert preamble == "intro" and turns == [("b", "x"), ("a", "y")]
+
+
+def test_moss_reads_from_a_zip_as_the_hub_publishes_it(tmp_path):
+    """The Hub ships MOSS-003 as one JSON Lines file inside a .zip: the build reads that member."""
+    import zipfile
+
+    from .conftest import SAMPLES, run_cli
+    from .helpers import entry, write_catalog
+
+    excerpt = SAMPLES / "moss" / "moss-003-sft-no-tools.jsonl"
+    with zipfile.ZipFile(tmp_path / "moss-003-sft-no-tools.jsonl.zip", "w") as zf:
+        zf.write(excerpt, "moss-003-sft-no-tools.jsonl")
+    catalog = write_catalog(
+        tmp_path / "catalog.yaml",
+        {
+            "m": entry(
+                {"kind": "local", "path": "moss-003-sft-no-tools.jsonl.zip"}, normalizer="moss"
+            )
+        },
+    )
+    run_cli("build", "--catalog", catalog, "--out", tmp_path / "out")
+    rows = shard_rows(tmp_path / "out", "m")
+    assert len(rows) == len(excerpt.read_text("utf-8").splitlines())
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as zf:
+        zf.writestr("a.jsonl", "{}\n")
+        zf.writestr("b.jsonl", "{}\n")
+    two = write_catalog(
+        tmp_path / "two.yaml", {"t": entry({"kind": "local", "path": "two.zip"}, normalizer="moss")}
+    )
+    result = run_cli("build", "--catalog", two, "--out", tmp_path / "out2", ok=False)
+    assert "exactly one data file" in result.output
