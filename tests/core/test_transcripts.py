@@ -136,3 +136,29 @@ def test_moss_reads_from_a_zip_as_the_hub_publishes_it(tmp_path):
     )
     result = run_cli("build", "--catalog", two, "--out", tmp_path / "out2", ok=False)
     assert "exactly one data file" in result.output
+
+
+MOSS_002_META = (
+    "MOSS is an AI assistant developed by the FudanNLP Lab and Shanghai AI Lab. Below is a "
+    "conversation between MOSS and human."
+)
+
+
+def test_moss_002_meta_instruction_is_the_system_and_end_tokens_go():
+    text = (
+        f"{MOSS_002_META} [Human]: hello ! <eoh> [MOSS]: hello! <eoa> "
+        "[Human]: Can you tell me the java code of quicksort ? <eoh> [MOSS]: Sure: ...<eoa>"
+    )
+    draft = normalizer("moss_002")({"plain_text": text, "id": 7})
+    assert draft["system"] == MOSS_002_META
+    assert draft["history"] == [{"user": "hello !", "assistant": "hello!"}]
+    assert (draft["instruction"], draft["output"]) == (
+        "Can you tell me the java code of quicksort ?",
+        "Sure: ...",
+    )
+    assert draft["meta"] == {"id": 7}
+
+
+def test_moss_002_an_answer_before_any_question_is_a_reject():
+    with pytest.raises(RejectRow, match="plain_text: turn 0: an answer with no user turn"):
+        normalizer("moss_002")({"plain_text": f"{MOSS_002_META} [MOSS]: hi<eoa>"})

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from alpacacot.catalog import load_catalog
-from alpacacot.normalizers import get_normalizer
+from alpacacot.normalizers import RejectRow, get_normalizer
 from alpacacot.normalizers.html_text import html_to_text, looks_like_html
 from alpacacot.pipeline import group_rows
 from alpacacot.readers import RowError
@@ -160,3 +160,83 @@ def test_turn_lists_refuse_rows_without_their_list(name):
 
     with pytest.raises(RejectRow):
         normalizer(name)({"id": "x"})
+
+
+def camel_row(**changes):
+    """One conversation in the shape camel-ai/camel's role_playing_multiprocess.py writes."""
+    row = {
+        "role_1": "Python Programmer_RoleType.ASSISTANT",
+        "role_2": "Stock Trader_RoleType.USER",
+        "id": "001_002_003",
+        "original_task": "Develop a trading bot for the stock market",
+        "specified_task": "Write a Python bot that buys when the 50-day average crosses up.",
+        "message_1": {
+            "role_name": "Stock Trader",
+            "role_type": "USER",
+            "content": "Instruction: fetch prices.\nInput: None",
+        },
+        "message_2": {
+            "role_name": "Python Programmer",
+            "role_type": "ASSISTANT",
+            "content": "Solution: use a data API.",
+        },
+        "message_3": {
+            "role_name": "Stock Trader",
+            "role_type": "USER",
+            "content": "Instruction: compute the average.\nInput: prices",
+        },
+        "message_4": {
+            "role_name": "Python Programmer",
+            "role_type": "ASSISTANT",
+            "content": "Solution: rolling mean.",
+        },
+        "message_5": {
+            "role_name": "Stock Trader",
+            "role_type": "USER",
+            "content": "<CAMEL_TASK_DONE>",
+        },
+        "termination_reason": "<CAMEL_TASK_DONE>",
+        "num_messages": 5,
+    }
+    row.update(changes)
+    return row
+
+
+def test_camel_role_play_task_is_the_system_and_nothing_is_lost():
+    draft = normalizer("camel")(camel_row())
+    assert draft["system"] == "Write a Python bot that buys when the 50-day average crosses up."
+    assert draft["history"] == [
+        {
+            "user": "Instruction: fetch prices.\nInput: None",
+            "assistant": "Solution: use a data API.",
+        }
+    ]
+    assert (draft["instruction"], draft["output"]) == (
+        "Instruction: compute the average.\nInput: prices",
+        "Solution: rolling mean.",
+    )
+    meta = draft["meta"]
+    assert meta["unanswered_last_user_message"] == "<CAMEL_TASK_DONE>"
+    assert meta["role_1"] == "Python Programmer_RoleType.ASSISTANT"
+    assert meta["original_task"] == "Develop a trading bot for the stock market"
+    assert meta["termination_reason"] == "<CAMEL_TASK_DONE>"
+    assert meta["messages"]["message_2"] == {
+        "role_name": "Python Programmer",
+        "role_type": "ASSISTANT",
+    }
+    # message_10 sorts after message_9, not after message_1
+    many = camel_row(
+        **{
+            f"message_{n}": {"role_type": "USER" if n % 2 else "ASSISTANT", "content": f"m{n}"}
+            for n in range(1, 11)
+        }
+    )
+    assert normalizer("camel")(many)["output"] == "m10"
+
+
+def test_camel_rows_that_cannot_be_a_dialogue_are_rejected():
+    with pytest.raises(RejectRow, match="message_2: two user messages in a row"):
+        normalizer("camel")(camel_row(message_2={"role_type": "USER", "content": "again"}))
+    bare = {k: v for k, v in camel_row().items() if not k.startswith("message_")}
+    with pytest.raises(RejectRow, match="message_1: missing field"):
+        normalizer("camel")(bare)

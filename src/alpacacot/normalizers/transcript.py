@@ -1,7 +1,8 @@
 """Transcript strings: a whole dialogue in one string, each turn opened by a speaker marker.
 
 Baize writes `[|Human|] ... [|AI|] ...` after a one-line preamble, OIG `<human>: ... <bot>: ...`,
-MOSS-003 one `<|Human|>: ...<eoh>` / `<|MOSS|>: ...<eom>` string per turn under its meta instruction.
+MOSS-003 one `<|Human|>: ...<eoh>` / `<|MOSS|>: ...<eom>` string per turn under its meta instruction,
+MOSS-002 `[Human]: ...<eoh> [MOSS]: ...<eoa>` in one string after its meta instruction.
 `split_transcript` cuts such a string at its markers; the normalizers pair the turns and end in
 `history` + last turn, like every multi-turn format.
 """
@@ -146,6 +147,35 @@ def moss_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
         draft = from_turns(pairs, "chat", meta)
         if is_text:
             draft["system"] = system
+        return draft
+
+    return normalize
+
+
+MOSS_002_MARKERS = {"[Human]:": "user", "[MOSS]:": "assistant"}
+_MOSS_002_END = re.compile(r"\s*<eo[ha]>\s*$")
+
+
+@register("moss_002")
+def moss_002_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
+    """MOSS-002 SFT (fnlp/moss-002-sft-data): `{"plain_text": ...}`, the whole dialogue in one
+    string, `[Human]: ...<eoh> [MOSS]: ...<eoa>` per turn after MOSS's meta instruction ("MOSS is
+    an AI assistant developed by the FudanNLP Lab ... Below is a conversation between MOSS and
+    human."). The format is the one the loaders of that Hub set read (`plain_text` cut at
+    `<eoh>`/`<eoa>`, speakers `[Human]:`/`[MOSS]:`); no real row could be checked. The meta
+    instruction becomes `system`, each turn loses its end token, other columns stay in `meta`."""
+    col = entry.fields.get("history", "plain_text")
+
+    def normalize(row: dict[str, Any]) -> Draft:
+        preamble, turns = split_transcript(text_field(row, col, required=True), MOSS_002_MARKERS)
+        turns = [(role, _MOSS_002_END.sub("", body)) for role, body in turns]
+        pairs, unanswered = pair_turns(turns, col)
+        meta = meta_of(row, frozenset({col}))
+        if unanswered:
+            meta["unanswered_last_user_message"] = unanswered
+        draft = from_turns(pairs, col, meta)
+        if preamble:
+            draft["system"] = preamble
         return draft
 
     return normalize

@@ -1,5 +1,5 @@
-"""Turn lists: a dialogue as a list of turns (UltraChat, ShareGPT52K), or spread over several rows
-(ProsocialDialog, one row per turn).
+"""Turn lists: a dialogue as a list of turns (UltraChat, ShareGPT52K), as numbered message fields
+(CAMEL role-play), or spread over several rows (ProsocialDialog, one row per turn).
 
 A normalizer whose dialogue spans rows sets `normalize.group_by` to the column that names the
 dialogue; the pipeline then hands it each run of consecutive rows with the same value, as a list,
@@ -8,6 +8,7 @@ while it streams the file (`pipeline.group_rows`): one dialogue in memory at a t
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from alpacacot.catalog import DatasetEntry
@@ -107,4 +108,59 @@ def prosocial_dialog_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
         return from_turns(pairs, "context", {key: rows[0].get(key), "turns": labels})
 
     normalize.group_by = key  # type: ignore[attr-defined]
+    return normalize
+
+
+_CAMEL_MESSAGE = re.compile(r"^message_(\d+)$")
+CAMEL_ROLES = {"user": "user", "assistant": "assistant"}
+
+
+@register("camel")
+def camel_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
+    """CAMEL role-play (`ai_society_chat`, `code_chat`: one JSON object per conversation, as
+    camel-ai/camel's `examples/ai_society/role_playing_multiprocess.py` writes it): `{"role_1",
+    "role_2", "id", "original_task", "specified_task", "message_1": {"role_name", "role_type",
+    "content", ...}, ..., "termination_reason", "num_messages"}`. The AI user (odd messages)
+    instructs, the AI assistant (even messages) answers. The role-play's task, around which both
+    agents' system prompts were written, becomes `system` (`specified_task`, else
+    `original_task`); the roles, the other task text, the termination reason and each message's
+    other fields stay in `meta`; a closing user message with no answer (`<CAMEL_TASK_DONE>`) too."""
+
+    def normalize(row: dict[str, Any]) -> Draft:
+        numbered = sorted((int(m[1]), k) for k in row if (m := _CAMEL_MESSAGE.match(k)) is not None)
+        if not numbered:
+            raise RejectRow("message_1", "missing field")
+        pairs: list[tuple[str, str]] = []
+        pending: str | None = None
+        extras: dict[str, Any] = {}
+        for n, key in numbered:
+            msg = row[key]
+            if not isinstance(msg, dict) or not isinstance(msg.get("content"), str):
+                raise RejectRow(key, "expected an object with a string 'content'")
+            role = CAMEL_ROLES.get(str(msg.get("role_type", "")).lower().split(".")[-1])
+            if role is None:  # no role type: the AI user speaks first, then they alternate
+                role = "user" if n % 2 else "assistant"
+            if role == "user":
+                if pending is not None:
+                    raise RejectRow(key, "two user messages in a row")
+                pending = msg["content"]
+            else:
+                if pending is None:
+                    raise RejectRow(key, "an answer with no user message before it")
+                pairs.append((pending, msg["content"]))
+                pending = None
+            other = {k: v for k, v in msg.items() if k != "content"}
+            if other:
+                extras[key] = other
+        meta = meta_of(row, frozenset(k for _, k in numbered))
+        if extras:
+            meta["messages"] = extras
+        if pending is not None:
+            meta["unanswered_last_user_message"] = pending
+        system = row.get("specified_task") or row.get("original_task")
+        draft = from_turns(pairs, numbered[0][1], meta)
+        if isinstance(system, str) and system.strip():
+            draft["system"] = system
+        return draft
+
     return normalize
