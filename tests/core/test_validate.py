@@ -22,6 +22,17 @@ UNPINNED_BUNDLED = {
     "alpaca_gpt4_en",
     "alpaca_gpt4_zh",
 } | {"hh_rlhf", "hc3", "moss"}  # breadth-a: Hub revisions / one GitHub blob not reachable
+UNPINNED_BUNDLED |= {  # breadth-a, entries without a real excerpt (`no_sample:`)
+    "webgpt_comparisons",
+    "stack_exchange_paired",
+    "baize",
+    "oig",
+    "moss_002",
+    "ultrachat",
+    "camel",
+    "sharegpt52k",
+    "prosocial_dialog",
+}
 ROWS = [{"instruction": f"Add {n} and {n}.", "input": "", "output": str(2 * n)} for n in range(10)]
 ROWS_BYTES = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
 ROWS_SHA = hashlib.sha256(ROWS_BYTES).hexdigest()
