@@ -240,3 +240,34 @@ def test_camel_rows_that_cannot_be_a_dialogue_are_rejected():
     bare = {k: v for k, v in camel_row().items() if not k.startswith("message_")}
     with pytest.raises(RejectRow, match="message_1: missing field"):
         normalizer("camel")(bare)
+
+
+def test_camel_builds_from_a_tar_of_one_json_file_per_conversation(tmp_path):
+    import io
+    import tarfile
+
+    archive = tmp_path / "ai_society_chat.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for n, row in enumerate([camel_row(), camel_row(id="001_002_004", message_4=None)]):
+            body = json.dumps(row, ensure_ascii=False).encode()
+            info = tarfile.TarInfo(f"ai_society/001_002_00{n + 3}.json")
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    catalog = write_catalog(
+        tmp_path / "catalog.yaml",
+        {
+            "camel": entry(
+                {"kind": "local", "path": "ai_society_chat.tar.gz"},
+                fmt="json",
+                normalizer="camel",
+                compression="tar",
+            )
+        },
+    )
+    out = tmp_path / "out"
+    run_cli("build", "--catalog", catalog, "--out", out)
+    [record] = shard_rows(out, "camel")
+    assert record["system"] == camel_row()["specified_task"]
+    assert record["output"] == "Solution: rolling mean."
+    [bad] = reject_lines(out, "camel")
+    assert (bad["row"], bad["field"]) == (1, "message_4")
