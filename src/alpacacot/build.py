@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from importlib import resources
@@ -122,6 +122,18 @@ class BuildReport:
     built: list[str]
     skipped: list[str]
     failed: dict[str, str]
+    # --sample only: the keys left out because the catalog bundles no excerpt of them, and why.
+    unsampled: dict[str, str] = field(default_factory=dict)
+
+
+def unsampled_keys(catalog: Catalog, keys: list[str]) -> dict[str, str]:
+    """Of `keys`, those whose entry has no bundled excerpt, with the catalog's `no_sample:` reason.
+    `--sample` builds only what is bundled; these are built from upstream (without `--sample`)."""
+    return {
+        k: catalog.datasets[k].no_sample or "the catalog entry has no `sample:`"
+        for k in keys
+        if not catalog.datasets[k].sample
+    }
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any] | None:
@@ -324,6 +336,9 @@ def build(
     previous = read_manifest(out_dir) or {}
     old_sources: dict[str, Any] = dict(previous.get("sources", {}))
     sources: dict[str, Any] = {k: v for k, v in old_sources.items() if k not in request.keys}
+    unsampled = unsampled_keys(catalog, request.keys) if request.sample else {}
+    if unsampled:
+        request = replace(request, keys=[k for k in request.keys if k not in unsampled])
     built, skipped, failed = [], [], {}
     todo: list[tuple[DatasetEntry, list[CollectedFile], str]] = []
 
@@ -402,6 +417,8 @@ def build(
     }
     if failed:
         manifest["errors"] = failed
+    if unsampled:
+        manifest["no_sample"] = unsampled
     tmp = out_dir / f".{MANIFEST}.{os.getpid()}"
     tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(out_dir / MANIFEST)
@@ -410,4 +427,6 @@ def build(
     write_card(out_dir, manifest, catalog)
     if interrupted:
         raise KeyboardInterrupt
-    return BuildReport(manifest=manifest, built=built, skipped=skipped, failed=failed)
+    return BuildReport(
+        manifest=manifest, built=built, skipped=skipped, failed=failed, unsampled=unsampled
+    )

@@ -301,6 +301,8 @@ def _record_section() -> list[str]:
             "upstream file, its revision, 0-based row",
         ),
         ("meta", "string", "JSON object of unused upstream fields"),
+        ("system", "string or null", "system prompt / meta instruction, null when none"),
+        ("rejected", "string or null", "dispreferred answer of a preference pair, null when none"),
     ]
     lines = ["## Record format", "", "| column | type | meaning |", "|---|---|---|"]
     lines += [f"| `{name}` | {kind} | {meaning} |" for name, kind, meaning in rows]

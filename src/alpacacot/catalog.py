@@ -83,6 +83,7 @@ class DatasetEntry:
     columns: list[str] | None = None
     compression: str = "infer"
     sample: list[str] = field(default_factory=list)
+    no_sample: str = ""  # why no real excerpt is bundled (waives `sample:`)
     homepage: str = ""
     citation: str = ""
     split: str = "train"
@@ -290,6 +291,11 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
     datasets = {}
     for key, raw in data["datasets"].items():
         sample = raw.get("sample", [])
+        if sample and raw.get("no_sample"):
+            raise CatalogError(
+                f"{path}: datasets/{key}: `sample:` and `no_sample:` together; keep `sample:` "
+                "and delete `no_sample:` once a real excerpt is bundled"
+            )
         datasets[key] = DatasetEntry(
             key=key,
             description=raw["description"],
@@ -304,6 +310,7 @@ def load_catalog(path: str | Path | None = None) -> Catalog:
             columns=raw.get("columns"),
             compression=raw.get("compression", "infer"),
             sample=[sample] if isinstance(sample, str) else list(sample),
+            no_sample=raw.get("no_sample", ""),
             homepage=raw.get("homepage", ""),
             citation=raw.get("citation", ""),
             split=raw.get("split", "train"),

@@ -214,7 +214,7 @@ def build(
             justify="right" if numeric else "left",
             no_wrap=col != "lang",
         )
-    for key in resolved:
+    for key in (k for k in resolved if k not in report.unsampled):
         status = (
             "built"
             if key in report.built
@@ -238,6 +238,13 @@ def build(
         else:
             table.add_row(key, "", "", "", "", "", status)
     Console().print(table)
+    for key, reason in report.unsampled.items():
+        console.print(
+            f"note: {key} skipped: no bundled excerpt ({reason}); build it from upstream, "
+            "without --sample",
+            highlight=False,
+            soft_wrap=True,
+        )
     for key, message in report.failed.items():
         console.print(f"[bold red]{key} failed:[/] {message}", highlight=False, soft_wrap=True)
     if report.failed:

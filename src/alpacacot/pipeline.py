@@ -142,12 +142,63 @@ def clean_draft(draft: Draft) -> tuple[str, str, str, list[dict[str, str]]]:
     return out[0], out[1], out[2], history
 
 
+OPTIONAL_TEXTS = ("system", "rejected")
+
+
+def clean_optional(draft: Draft) -> tuple[str | None, str | None]:
+    """The draft's `system` and `rejected`, cleaned; None when absent or empty after cleaning."""
+    out: list[str | None] = []
+    for name in OPTIONAL_TEXTS:
+        value = draft.get(name)
+        if value is None:
+            out.append(None)
+            continue
+        if not isinstance(value, str):
+            raise RejectRow(name, f"expected a string, got {type(value).__name__}")
+        try:
+            out.append(clean_text(value) or None)
+        except InvalidText as exc:
+            raise RejectRow(name, str(exc)) from None
+    return out[0], out[1]
+
+
+_NO_GROUP = object()
+
+
+def group_rows(rows: Iterable[tuple[int, Any]], column: str) -> Iterator[tuple[int, Any]]:
+    """Runs of consecutive rows with the same `column` value, as `(first row, [rows])`, streamed:
+    only the run being read is held. A row without the column is a run of its own; a RowError
+    passes through on its own and ends the run before it."""
+    run: list[dict[str, Any]] = []
+    first = 0
+    current: Any = _NO_GROUP
+    for row, value in rows:
+        if isinstance(value, RowError):
+            if run:
+                yield first, run
+                run, current = [], _NO_GROUP
+            yield row, value
+            continue
+        key = value.get(column, _NO_GROUP)
+        if run and (key is _NO_GROUP or key != current):
+            yield first, run
+            run = []
+        if not run:
+            first, current = row, key
+        run.append(value)
+    if run:
+        yield first, run
+
+
 def iter_drafts(
     entry: DatasetEntry, cf: CollectedFile
 ) -> Iterator[tuple[int, Draft | RowError | RejectRow]]:
-    """Rows of one file mapped by the entry's normalizer; failures are yielded, not raised."""
+    """Rows of one file mapped by the entry's normalizer; failures are yielded, not raised.
+
+    A normalizer with a `group_by` column (a dialogue spread over rows) gets each run of rows with
+    the same value as one list; provenance then names the run's first row."""
     normalize = get_normalizer(entry, cf.subset, cf.normalizer)
-    for row, value in iter_rows(
+    rows: Iterable[tuple[int, Any]] = iter_rows(
         cf.path,
         entry.format,
         name=cf.display,
@@ -155,7 +206,11 @@ def iter_drafts(
         compression=entry.compression,
         encoding=entry.encoding,
         records=entry.records,
-    ):
+    )
+    group_by = getattr(normalize, "group_by", None)
+    if group_by:
+        rows = group_rows(rows, group_by)
+    for row, value in rows:
         if isinstance(value, RowError):
             yield row, value
             continue
@@ -256,6 +311,7 @@ def process_source(
                     continue
                 try:
                     instruction, input_, output, history = clean_draft(item)
+                    system, rejected = clean_optional(item)
                 except RejectRow as exc:
                     rejects.add(prov_file, row, exc.field, exc.reason, item)
                     continue
@@ -282,6 +338,8 @@ def process_source(
                     else base_tags,
                     row,
                     encode_meta(meta) if meta else "{}",
+                    system,
+                    rejected,
                 )
         if progress and since_progress:
             progress(since_progress)

@@ -14,6 +14,8 @@ import io
 import itertools
 import json
 import re
+import tarfile
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -39,7 +41,26 @@ class RowError:
 
 @contextmanager
 def open_binary(path: Path, compression: str = "infer"):
-    """Open a file for binary reading, decompressing gzip when asked or when the name says so."""
+    """Open a file for binary reading, decompressing gzip (or the one file of a zip archive, as the
+    Hub publishes MOSS) when asked or when the name says so."""
+    if compression == "zip" or (compression == "infer" and path.name.endswith(".zip")):
+        with zipfile.ZipFile(path) as archive:
+            members = [
+                m
+                for m in archive.infolist()
+                if not m.is_dir() and not m.filename.startswith("__MACOSX/")
+            ]
+            if len(members) != 1:
+                names = ", ".join(m.filename for m in members[:5]) or "none"
+                raise MalformedFileError(
+                    str(path),
+                    None,
+                    f"a zip source must hold exactly one data file, found {len(members)} "
+                    f"({names}); list the files separately or unpack the archive",
+                )
+            with archive.open(members[0]) as fh:
+                yield fh
+        return
     gz = compression == "gzip" or (compression == "infer" and path.name.endswith(".gz"))
     with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
         yield fh
@@ -363,6 +384,11 @@ def iter_rows(
         raise MalformedFileError(
             name, None, f"unknown format {fmt!r}; use one of {', '.join(READERS)}"
         )
+    if compression == "tar" or (
+        compression == "infer" and path.name.endswith((".tar", ".tar.gz", ".tgz"))
+    ):
+        yield from iter_tar_rows(path, fmt, name, columns)
+        return
     with open_binary(path, compression) as fh:
         if fmt != "parquet" and _is_utf8(encoding):
             _skip_bom(fh)
@@ -384,3 +410,39 @@ def iter_rows(
                 ) from exc
         else:
             yield from READERS[fmt](fh, name)
+
+
+def iter_tar_rows(path: Path, fmt: str, name: str, columns: list[str] | None) -> Iterator[Row]:
+    """The rows of every data file of a tar archive, in archive order (CAMEL publishes one JSON
+    object per conversation in a tar.gz). A `json` member holding one object is one row; any other
+    member is read as `fmt`. Rows are numbered across the archive; the archive is streamed."""
+    n = 0
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                base = member.name.rsplit("/", 1)[-1]
+                if not member.isfile() or base.startswith("._") or "__MACOSX/" in member.name:
+                    continue
+                data = archive.extractfile(member).read()  # type: ignore[union-attr]
+                where = f"{name}:{member.name}"
+                if fmt == "json" and data.lstrip(_BOM + b" \t\r\n")[:1] == b"{":
+                    try:
+                        value = json.loads(data.decode("utf-8-sig"))
+                    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+                        yield n, RowError(f"{member.name}: not a JSON object: {exc}", "")
+                    else:
+                        yield n, value
+                    n += 1
+                    continue
+                fh = io.BytesIO(data)
+                _skip_bom(fh)
+                rows = (
+                    READERS[fmt](fh, where, columns)
+                    if fmt in ("tsv", "csv")
+                    else READERS[fmt](fh, where)
+                )
+                for _, row in rows:
+                    yield n, row
+                    n += 1
+    except tarfile.TarError as exc:
+        raise MalformedFileError(name, None, f"not a readable tar archive: {exc}") from exc

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
 
 # C0 and C1 control characters except tab and line feed; a CR of CRLF goes too.
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -45,6 +45,9 @@ ARROW_SCHEMA = pa.schema(
             nullable=False,
         ),
         pa.field("meta", pa.string(), nullable=False),
+        # Schema 1.1.0: appended after meta, null when the source has none (older shards lack them).
+        pa.field("system", pa.string(), nullable=True),
+        pa.field("rejected", pa.string(), nullable=True),
     ],
     metadata={"alpacacot.schema_version": SCHEMA_VERSION},
 )

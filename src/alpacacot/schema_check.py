@@ -7,11 +7,12 @@ run over the columns of a row group (~0.2 µs a record).
 
 What the compiler does with each keyword:
 
-- `type`, `properties`, `required`, `additionalProperties: false`, `items`: structure. The Arrow types
+- `type`, `properties`, `required`, `additionalProperties: false`, `items`: structure. `type` is one
+  JSON type, or `[type, "null"]` (a nullable column: a null passes, a value is checked). The Arrow types
   must match the JSON types, every required property must be a column (or struct field) and no column may
   be outside `properties` when additional properties are refused; this is checked when the schema is
-  compiled, so a schema and an Arrow layout that disagree fail at once. Per row, a null is a value of
-  the wrong type (or a missing required property).
+  compiled, so a schema and an Arrow layout that disagree fail at once. Per row, a null in a column that is
+  not nullable is a value of the wrong type (or a missing required property).
 - `pattern` (RE2, search semantics as in JSON Schema), `minLength`/`maxLength` (in code points),
   `minimum`/`maximum`, `enum`, `const`: per value, on the flattened values of lists too.
 
@@ -105,16 +106,29 @@ def _value_rules(node: dict[str, Any], arrow_type: pa.DataType, path: str) -> li
     return checks
 
 
+def _json_type(value: Any, path: str) -> tuple[str, bool]:
+    """(JSON type, whether null is allowed too) of a `type` keyword: one type, or [type, "null"]."""
+    if isinstance(value, list) and len(value) == 2 and "null" in value:
+        (value,) = [t for t in value if t != "null"] or [None]
+        nullable = True
+    else:
+        nullable = False
+    if not isinstance(value, str) or value not in _ARROW_TYPE_OF:
+        raise SchemaCompileError(
+            f'{path}: needs one `type` of {", ".join(_ARROW_TYPE_OF)}, or [that type, "null"]'
+        )
+    return value, nullable
+
+
 def _compile(node: dict[str, Any], arrow_type: pa.DataType, path: str) -> _Node:
     unknown = set(node) - ANNOTATIONS - STRUCTURE - VALUE_RULES
     if unknown:
         raise SchemaCompileError(f"{path}: keyword(s) {', '.join(sorted(unknown))} not supported")
-    json_type = node.get("type")
-    if json_type is None or not isinstance(json_type, str) or json_type not in _ARROW_TYPE_OF:
-        raise SchemaCompileError(f"{path}: needs one `type` of {', '.join(_ARROW_TYPE_OF)}")
+    json_type, nullable = _json_type(node.get("type"), path)
     if not _ARROW_TYPE_OF[json_type](arrow_type):
         raise SchemaCompileError(f"{path}: JSON type {json_type} but Arrow type {arrow_type}")
-    checks = [_Check(path, "type", lambda a: a.is_null())]
+    # A null is a value of the wrong type, unless the schema allows null (`[type, "null"]`).
+    checks = [] if nullable else [_Check(path, "type", lambda a: a.is_null())]
     if json_type == "object":
         properties = node.get("properties", {})
         names = [arrow_type.field(i).name for i in range(arrow_type.num_fields)]
@@ -133,7 +147,8 @@ def _compile(node: dict[str, Any], arrow_type: pa.DataType, path: str) -> _Node:
             if name in properties:
                 child = _compile(properties[name], arrow_type.field(i).type, f"{path}.{name}")
                 if name not in required:  # an absent optional property is a null in Arrow
-                    child = _Node(child.path, child.checks[1:], child.fields, child.items)
+                    kept = tuple(c for c in child.checks if c.keyword != "type")
+                    child = _Node(child.path, kept, child.fields, child.items)
                 fields.append((i, child))
         return _Node(path, tuple(checks), fields=tuple(fields))
     if json_type == "array":

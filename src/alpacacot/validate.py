@@ -9,7 +9,7 @@ from alpacacot.catalog import Catalog, DatasetEntry, SourceFile
 from alpacacot.collectors import collect_file
 from alpacacot.errors import AlpacacotError
 from alpacacot.normalizers import RejectRow
-from alpacacot.pipeline import clean_draft, iter_drafts
+from alpacacot.pipeline import clean_draft, clean_optional, iter_drafts
 from alpacacot.readers import RowError
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -52,13 +52,18 @@ def pin_problems(entry: DatasetEntry, strict: bool) -> tuple[list[str], list[str
     return [f"{what}: {fix}"], []
 
 
-def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], list[str]]:
-    """The sample exists and normalizes into valid records, with few rejects."""
+def sample_problems(
+    catalog: Catalog, entry: DatasetEntry, strict: bool = False
+) -> tuple[list[str], list[str]]:
+    """The sample exists and normalizes into valid records, with few rejects. An entry may waive
+    its sample with `no_sample: REASON` (no real excerpt could be found): a note, or under
+    `--strict` (what a new entry's pull request passes) a problem."""
     if not entry.sample:
-        return [
-            f"{entry.key}: no `sample:` excerpt; add a few rows of the upstream file "
-            "(see CONTRIBUTING.md)"
-        ], []
+        what = f"{entry.key}: no `sample:` excerpt"
+        fix = "add a few rows cut from the upstream file (see CONTRIBUTING.md)"
+        if entry.no_sample and not strict:
+            return [], [f"{what}; waived: {entry.no_sample}"]
+        return [f"{what}; {fix}"], []
     problems, notes = [], []
     read = rejected = 0
     reasons: Counter[str] = Counter()
@@ -80,6 +85,7 @@ def sample_problems(catalog: Catalog, entry: DatasetEntry) -> tuple[list[str], l
                     continue
                 try:
                     clean_draft(item)
+                    clean_optional(item)
                 except RejectRow as exc:
                     rejected += 1
                     reasons[f"{sf.location} row {row}: {exc.field}: {exc.reason}"] += 1
@@ -125,7 +131,7 @@ def validate_catalog(
             )
         if strict and not entry.homepage.strip():
             problems.append(f"{key}: no `homepage:`; give the upstream page (repository or Hub)")
-        for found in pin_problems(entry, strict), sample_problems(catalog, entry):
+        for found in pin_problems(entry, strict), sample_problems(catalog, entry, strict):
             problems += found[0]
             notes += found[1]
     return problems, notes

@@ -36,6 +36,8 @@ class RowGroup:
         self.tags: list[list[str]] = []
         self.row: list[int] = []
         self.meta: list[str] = []
+        self.system: list[str | None] = []
+        self.rejected: list[str | None] = []
         self.files: list[tuple[int, str, str]] = [(0, file, revision)]  # (first row, file, rev)
 
     def __len__(self) -> int:
@@ -94,6 +96,8 @@ class RowGroup:
             pa.array(self.tags, _TAGS.type),
             provenance,
             pa.array(self.meta, pa.string()),
+            pa.array(self.system, pa.string()),
+            pa.array(self.rejected, pa.string()),
         ]
         return pa.RecordBatch.from_arrays(columns, schema=ARROW_SCHEMA)
 
@@ -116,6 +120,8 @@ class RowGroup:
                 "license": self.license,
             },
             "meta": self.meta[i],
+            "system": self.system[i],
+            "rejected": self.rejected[i],
         }
 
 
@@ -164,8 +170,12 @@ class ShardWriter:
         tags: list[str],
         row: int,
         meta: str,
+        system: str | None = None,
+        rejected: str | None = None,
     ) -> None:
         text_bytes = len(instruction) + len(input_) + len(output)
+        if system or rejected:
+            text_bytes += len(system or "") + len(rejected or "")
         if self._writer is not None and self.shard_bytes + text_bytes > self.max_shard_bytes:
             self._flush()
             self._close_shard()
@@ -179,6 +189,8 @@ class ShardWriter:
         group.tags.append(tags)
         group.row.append(row)
         group.meta.append(meta)
+        group.system.append(system)
+        group.rejected.append(rejected)
         self.shard_bytes += text_bytes
         if len(group.id) >= ROW_GROUP:
             self._flush()

@@ -86,3 +86,10 @@ def sample_copy(sample_build: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def bundled_catalog():
     return load_catalog()
+
+
+@pytest.fixture(scope="session")
+def sampled(bundled_catalog):
+    """The bundled entries that `build --sample` builds: those with a real excerpt (the others
+    waive it with `no_sample:` and are skipped)."""
+    return {k: e for k, e in bundled_catalog.datasets.items() if e.sample}

@@ -26,13 +26,13 @@ def test_two_builds_give_byte_identical_shards(sample_build, tmp_path):
         assert (sample_build / rejects).read_bytes() == (out / rejects).read_bytes()
 
 
-def test_second_build_skips_every_source_and_keeps_the_files(sample_copy, bundled_catalog):
-    before = {key: shard_stats(sample_copy, key) for key in bundled_catalog.datasets}
+def test_second_build_skips_every_source_and_keeps_the_files(sample_copy, sampled):
+    before = {key: shard_stats(sample_copy, key) for key in sampled}
     result = run_cli("build", "--sample", "--out", sample_copy)
-    assert statuses(result.stdout) == {key: "unchanged" for key in bundled_catalog.datasets}
-    for key in bundled_catalog.datasets:
+    assert statuses(result.stdout) == {key: "unchanged" for key in sampled}
+    for key in sampled:
         assert shard_stats(sample_copy, key) == before[key], f"{key} was rewritten"
-    assert set(read_manifest(sample_copy)["sources"]) == set(bundled_catalog.datasets)
+    assert set(read_manifest(sample_copy)["sources"]) == set(sampled)
 
 
 def test_force_rebuilds_to_the_same_bytes(sample_copy):
@@ -240,3 +240,29 @@ def test_ctrl_c_stops_the_worker_processes_at_once(tmp_path):
         k: "interrupted" for k in ("src_a", "src_b", "src_c") if k not in finished
     }
     assert not list((tmp_path / "out").glob(".tmp-*"))
+
+
+def test_sample_build_skips_an_entry_without_excerpt_with_a_note(tmp_path):
+    rows = [{"instruction": "Name a colour.", "output": "Red."}]
+    write_jsonl(tmp_path / "data" / "a.jsonl", rows)
+    catalog = write_catalog(
+        tmp_path / "catalog.yaml",
+        {
+            "src_a": entry({"kind": "local", "path": "data/a.jsonl"}, sample="data/a.jsonl"),
+            "far": entry(
+                {"kind": "url", "url": "https://example.org/far.jsonl"},
+                no_sample="no real copy of far.jsonl was found",
+            ),
+        },
+    )
+    out = tmp_path / "out"
+    result = run_cli("build", "--sample", "--catalog", catalog, "--out", out)
+    assert statuses(result.stdout) == {"src_a": "built"}
+    assert (
+        "note: far skipped: no bundled excerpt (no real copy of far.jsonl was found); build it "
+        "from upstream, without --sample" in result.output
+    )
+    manifest = read_manifest(out)
+    assert set(manifest["sources"]) == {"src_a"}
+    assert manifest["no_sample"] == {"far": "no real copy of far.jsonl was found"}
+    assert "errors" not in manifest

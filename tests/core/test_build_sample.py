@@ -23,20 +23,25 @@ RECORD_COLUMNS = [
     "tags",
     "provenance",
     "meta",
+    "system",
+    "rejected",
 ]
 
 
-def test_sample_build_writes_every_catalog_key(sample_build, bundled_catalog):
+def test_sample_build_writes_every_catalog_key(sample_build, sampled, bundled_catalog):
     manifest = read_manifest(sample_build)
-    assert set(manifest["sources"]) == set(bundled_catalog.datasets)
+    assert set(manifest["sources"]) == set(sampled)
+    # The keys without a real excerpt are named in the manifest with the catalog's reason.
+    waived = {k: e.no_sample for k, e in bundled_catalog.datasets.items() if not e.sample}
+    assert manifest.get("no_sample", {}) == waived
     assert "errors" not in manifest
     assert manifest["sample"] is True
-    for key in bundled_catalog.datasets:
+    for key in sampled:
         assert (sample_build / key).is_dir(), key
         assert (sample_build / "rejects" / f"{key}.jsonl").is_file(), key
         assert manifest["sources"][key]["counts"]["written"] > 0, key
     card = (sample_build / "README.md").read_text("utf-8")
-    for key in bundled_catalog.datasets:
+    for key in sampled:
         assert f"config_name: {key}" in card
 
 
@@ -53,8 +58,8 @@ def test_counts_add_up_and_match_shards_and_rejects(sample_build):
         assert sum(src["lang_counts"].values()) == c["written"], key
 
 
-def test_records_follow_the_contract(sample_build, bundled_catalog):
-    for key, entry in bundled_catalog.datasets.items():
+def test_records_follow_the_contract(sample_build, sampled):
+    for key, entry in sampled.items():
         rows = shard_rows(sample_build, key)
         ids = [r["id"] for r in rows]
         assert len(ids) == len(set(ids)), f"{key}: duplicate ids were written"
@@ -74,13 +79,13 @@ def test_shards_carry_the_arrow_schema(sample_build):
     schema = pq.read_schema(shard)
     assert schema.names == ARROW_SCHEMA.names
     assert schema.field("history").type == ARROW_SCHEMA.field("history").type
-    assert schema.metadata[b"alpacacot.schema_version"] == b"1.0.0"
+    assert schema.metadata[b"alpacacot.schema_version"] == b"1.1.0"
 
 
-def test_load_dataset_reads_every_key(sample_build, bundled_catalog, hf_datasets_tmp):
+def test_load_dataset_reads_every_key(sample_build, sampled, hf_datasets_tmp):
     datasets = pytest.importorskip("datasets")
     manifest = read_manifest(sample_build)
-    for key in bundled_catalog.datasets:
+    for key in sampled:
         ds = datasets.load_dataset(
             str(sample_build), key, split="train", cache_dir=str(hf_datasets_tmp)
         )

@@ -91,3 +91,33 @@ def test_not_a_parquet_file(tmp_path):
     path.write_bytes(b"PAR1 but not really")
     with pytest.raises(MalformedFileError, match="not a parquet file"):
         rows(path, "parquet")
+
+
+def test_a_tar_archive_of_json_objects_gives_one_row_per_file(tmp_path):
+    import io
+    import tarfile
+
+    archive = tmp_path / "ai_society_chat.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, body in [
+            ("ai_society/001_001_001.json", b'{"id": "001_001_001", "num_messages": 2}'),
+            ("ai_society/._001_001_001.json", b"\x00resource fork"),
+            ("ai_society/001_001_002.json", b"{broken"),
+            ("ai_society/001_001_003.json", b'{"id": "001_001_003"}'),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    rows = list(iter_rows(archive, "json"))
+    assert [i for i, _ in rows] == [0, 1, 2]
+    assert rows[0][1] == {"id": "001_001_001", "num_messages": 2}
+    assert isinstance(rows[1][1], RowError)
+    assert "ai_society/001_001_002.json: not a JSON object" in rows[1][1].reason
+    assert rows[2][1] == {"id": "001_001_003"}
+
+
+def test_a_broken_tar_archive_names_the_file(tmp_path):
+    bad = tmp_path / "code_chat.tar.gz"
+    bad.write_bytes(b"not a tar archive at all")
+    with pytest.raises(MalformedFileError, match="code_chat.tar.gz.*not a readable tar archive"):
+        list(iter_rows(bad, "json"))

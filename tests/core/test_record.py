@@ -173,6 +173,13 @@ CASES = {
     "provenance-extra-key": _with("provenance.sha", "x"),
     "provenance-missing-file": _with("provenance.file", _DELETE),
     "input-is-none": _with("input", None),
+    "good-with-system": {**GOOD, "system": "You are a helpful assistant."},
+    "good-with-rejected": {**GOOD, "rejected": "Blue is not primary in paint."},
+    "good-null-system-and-rejected": {**GOOD, "system": None, "rejected": None},
+    "empty-system": {**GOOD, "system": ""},
+    "empty-rejected": {**GOOD, "rejected": ""},
+    "rejected-is-list": {**GOOD, "rejected": ["Blue."]},
+    "system-is-number": {**GOOD, "system": 1},
 }
 
 
@@ -245,7 +252,8 @@ def test_the_columnar_check_names_the_field_and_finds_rows_inside_lists():
     ("change", "message"),
     [
         ({"format": "email"}, r"keyword\(s\) format not supported"),
-        ({"type": ["string", "null"]}, "needs one `type`"),
+        ({"type": ["string", "integer"]}, "needs one `type`"),
+        ({"type": ["null", "null"]}, "needs one `type`"),
         ({"type": "integer"}, "JSON type integer but Arrow type string"),
     ],
 )
@@ -376,3 +384,53 @@ def test_a_row_group_arrow_can_hold_is_checked_by_the_kernels(tmp_path):
     source = read_manifest(out)["sources"]["loud"]
     assert source["counts"] == {"read": 5, "written": 2, "duplicates": 1, "rejected": 2}
     assert source["lang_counts"] == {"en": 2}
+
+
+def test_system_and_rejected_reach_the_shard_cleaned_and_leave_the_id_alone(tmp_path, monkeypatch):
+    """Schema 1.1.0: a draft's `system` and `rejected` land in their columns (cleaned like every
+    text; empty means null), rows without them get nulls, and the id hashes neither, so the same
+    example with another system prompt or rejected answer is a duplicate of the first."""
+    from alpacacot.normalizers import NORMALIZERS, register
+
+    @register("test_preference")
+    def preference(entry, subset):
+        def normalize(row):
+            draft = {"instruction": row["q"], "output": row["a"]}
+            draft.update({k: row[k] for k in ("system", "rejected") if k in row})
+            return draft
+
+        return normalize
+
+    monkeypatch.setitem(NORMALIZERS, "test_preference", preference)
+    rows = [
+        {
+            "q": "Name a primary colour.",
+            "a": "Red.",
+            "rejected": "  Green.\x07 ",
+            "system": "Be brief.",
+        },
+        {"q": "Name a planet.", "a": "Mars.", "system": "   "},
+        {"q": "Name a primary colour.", "a": "Red.", "rejected": "Purple."},
+        {"q": "Name a metal.", "a": "Iron.", "rejected": 3},
+    ]
+    write_jsonl(tmp_path / "data.jsonl", rows)
+    catalog = write_catalog(
+        tmp_path / "catalog.yaml",
+        {"pairs": entry({"kind": "local", "path": "data.jsonl"}, normalizer="test_preference")},
+    )
+    out = tmp_path / "out"
+    run_cli("build", "--catalog", catalog, "--out", out)
+    written = shard_rows(out, "pairs")
+    assert [(r["output"], r["system"], r["rejected"]) for r in written] == [
+        ("Red.", "Be brief.", "Green."),
+        ("Mars.", None, None),
+    ]
+    assert written[0]["id"] == record_id("Name a primary colour.", "", "Red.", [])
+    [bad] = reject_lines(out, "pairs")
+    assert (bad["row"], bad["field"]) == (3, "rejected")
+    assert read_manifest(out)["sources"]["pairs"]["counts"] == {
+        "read": 4,
+        "written": 2,
+        "duplicates": 1,
+        "rejected": 1,
+    }

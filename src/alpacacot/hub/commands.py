@@ -28,6 +28,8 @@ class ExportFormat(str, Enum):
     llamafactory = "llamafactory"
     sharegpt = "sharegpt"
     jsonl = "jsonl"
+    llamafactory_ranking = "llamafactory_ranking"
+    dpo = "dpo"
 
 
 class SourceFormat(str, Enum):
@@ -235,6 +237,12 @@ def export(
     sharegpt: conversations of human/gpt turns.
 
     jsonl: OpenAI-style {"messages": [...]}, earlier turns expanded.
+
+    llamafactory_ranking: preference pairs (instruction, input, chosen, rejected, history,
+    system) with `ranking: true` in dataset_info.json; only records that have a rejected answer.
+
+    dpo: TRL's DPO layout, {"prompt": [messages], "chosen": [...], "rejected": [...]}; only
+    records that have a rejected answer.
     """
     from alpacacot.errors import AlpacacotError
     from alpacacot.hub.collection import read_manifest, select_keys

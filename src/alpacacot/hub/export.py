@@ -1,8 +1,10 @@
-"""Export a built collection for training tools: LLaMA-Factory (alpaca or sharegpt) and
-OpenAI-style `messages` JSON Lines. Shards are streamed batch by batch; one JSON line per record.
+"""Export a built collection for training tools: LLaMA-Factory (alpaca or sharegpt), OpenAI-style
+`messages` JSON Lines, and the preference layouts (LLaMA-Factory ranking datasets, TRL's DPO
+`prompt`/`chosen`/`rejected`). Shards are streamed batch by batch; one JSON line per record.
 
 Each format writes `<key>.jsonl` per key plus a `dataset_info.json` that LLaMA-Factory reads
-(copy the folder to its `data/` or pass `dataset_dir`).
+(copy the folder to its `data/` or pass `dataset_dir`). The preference layouts take only the
+records that have a `rejected` answer (record schema 1.1.0); a key with none is left out.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from alpacacot.hub.collection import iter_batches, read_manifest, select_keys
+from alpacacot.hub.collection import iter_batches, read_manifest, select_keys, shard_paths
 
-FORMATS = ("llamafactory", "sharegpt", "jsonl")
+FORMATS = ("llamafactory", "sharegpt", "jsonl", "llamafactory_ranking", "dpo")
 COLUMNS = ["instruction", "input", "output", "history"]
+PREFERENCE_COLUMNS = [*COLUMNS, "system", "rejected"]
+PREFERENCE_FORMATS = frozenset({"llamafactory_ranking", "dpo"})
 
 
 def user_turn(record: dict[str, Any]) -> str:
@@ -62,10 +66,37 @@ def to_messages(record: dict[str, Any]) -> dict[str, Any]:
     return {"messages": messages}
 
 
+def to_ranking(record: dict[str, Any]) -> dict[str, Any]:
+    """LLaMA-Factory's alpaca-format preference example: `chosen` / `rejected` answers to the
+    same instruction, with its history and system prompt."""
+    return {
+        "instruction": record["instruction"],
+        "input": record["input"],
+        "chosen": record["output"],
+        "rejected": record["rejected"],
+        "history": [[t["user"], t["assistant"]] for t in record["history"] or []],
+        "system": record.get("system") or "",
+    }
+
+
+def to_dpo(record: dict[str, Any]) -> dict[str, Any]:
+    """TRL's conversational preference example: `prompt` (system, earlier turns, the user's
+    message), `chosen` and `rejected` (one assistant message each)."""
+    prompt = [{"role": "system", "content": record["system"]}] if record.get("system") else []
+    prompt += to_messages(record)["messages"][:-1]
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": record["output"]}],
+        "rejected": [{"role": "assistant", "content": record["rejected"]}],
+    }
+
+
 CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "llamafactory": to_alpaca,
     "sharegpt": to_sharegpt,
     "jsonl": to_messages,
+    "llamafactory_ranking": to_ranking,
+    "dpo": to_dpo,
 }
 
 
@@ -80,6 +111,34 @@ def dataset_info_entry(fmt: str, file_name: str) -> dict[str, Any]:
                 "query": "input",
                 "response": "output",
                 "history": "history",
+            },
+        }
+    if fmt == "llamafactory_ranking":
+        return {
+            "file_name": file_name,
+            "formatting": "alpaca",
+            "ranking": True,
+            "columns": {
+                "prompt": "instruction",
+                "query": "input",
+                "chosen": "chosen",
+                "rejected": "rejected",
+                "history": "history",
+                "system": "system",
+            },
+        }
+    if fmt == "dpo":  # TRL reads the file itself; LLaMA-Factory can read it as sharegpt-style
+        return {
+            "file_name": file_name,
+            "formatting": "sharegpt",
+            "ranking": True,
+            "columns": {"messages": "prompt", "chosen": "chosen", "rejected": "rejected"},
+            "tags": {
+                "role_tag": "role",
+                "content_tag": "content",
+                "user_tag": "user",
+                "assistant_tag": "assistant",
+                "system_tag": "system",
             },
         }
     if fmt == "sharegpt":
@@ -107,10 +166,26 @@ def dataset_info_entry(fmt: str, file_name: str) -> dict[str, Any]:
     }
 
 
-def iter_records(out_dir: Path, manifest: dict[str, Any], key: str) -> Iterator[list[dict]]:
-    """Batches of records (dicts of the exported columns) of one key."""
-    for batch in iter_batches(out_dir, manifest, key, columns=COLUMNS, batch_size=2048):
-        yield batch.to_pylist()
+def iter_records(
+    out_dir: Path, manifest: dict[str, Any], key: str, preference: bool = False
+) -> Iterator[list[dict]]:
+    """Batches of records (dicts of the exported columns) of one key; with `preference`, only the
+    records that have a `rejected` answer (none from shards older than record schema 1.1.0)."""
+    if not preference:
+        for batch in iter_batches(out_dir, manifest, key, columns=COLUMNS, batch_size=2048):
+            yield batch.to_pylist()
+        return
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    for path in shard_paths(out_dir, manifest, key):
+        parquet = pq.ParquetFile(path)
+        if "rejected" not in parquet.schema_arrow.names:
+            continue
+        for batch in parquet.iter_batches(batch_size=2048, columns=PREFERENCE_COLUMNS):
+            kept = batch.filter(pc.is_valid(batch.column("rejected")))
+            if kept.num_rows:
+                yield kept.to_pylist()
 
 
 def export_collection(
@@ -124,7 +199,8 @@ def export_collection(
 
     Args:
         out_dir: the built collection.
-        to: one of `llamafactory`, `sharegpt`, `jsonl`.
+        to: one of `llamafactory`, `sharegpt`, `jsonl`, `llamafactory_ranking`, `dpo` (the last
+            two take the records with a `rejected` answer; a key with none is left out).
         dest: the folder to write into (created; existing files of the same names are replaced).
         keys: keys to export, default all.
         progress: called with (key, records written in the batch).
@@ -137,14 +213,20 @@ def export_collection(
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     info: dict[str, Any] = {}
+    preference = to in PREFERENCE_FORMATS
     for key in selected:
         file_name = f"{key}.jsonl"
         tmp = dest / f".{file_name}.partial"
+        written = 0
         with open(tmp, "w", encoding="utf-8") as fh:
-            for batch in iter_records(out_dir, manifest, key):
+            for batch in iter_records(out_dir, manifest, key, preference):
                 fh.writelines(json.dumps(convert(r), ensure_ascii=False) + "\n" for r in batch)
+                written += len(batch)
                 if progress:
                     progress(key, len(batch))
+        if preference and not written:
+            tmp.unlink()  # no preference pairs in this key
+            continue
         tmp.replace(dest / file_name)
         info[key] = dataset_info_entry(to, file_name)
     info_path = dest / "dataset_info.json"

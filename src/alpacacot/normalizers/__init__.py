@@ -3,7 +3,9 @@
 A normalizer is registered under a name that catalog entries use (`normalizer: flan_cot`). Its factory
 takes the catalog entry and the file's subset name and returns `normalize(row) -> draft | [drafts]`,
 where a draft is a dict with `instruction`, `input`, `output`, optional `history` (list of
-`{"user", "assistant"}`), `meta` (dict of unused upstream fields) and `tags` (extra tags).
+`{"user", "assistant"}`), `meta` (dict of unused upstream fields), `tags` (extra tags), and since
+record schema 1.1.0 `system` (a system prompt / meta instruction) and `rejected` (the dispreferred
+answer of a pairwise-preference row).
 A row that cannot become a record raises `RejectRow(field, reason)`.
 """
 
