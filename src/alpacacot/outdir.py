@@ -197,22 +197,40 @@ def commit_source(
         "had_rejects": rejects.exists(),
     }
     atomic_write_text(_journal(out_dir, key), json.dumps(journal), "swap.journal")
-    if old is not None:
-        publish(None)
-    if target.exists():
-        fault_point("swap.hide-old")
-        target.rename(old_dir)
-        if rejects.exists():
-            fault_point("swap.hide-old-rejects")
-            rejects.rename(old_dir / _OLD_REJECTS)
-    rejects.parent.mkdir(exist_ok=True)
-    fault_point("swap.rejects")
-    os.replace(staged / STAGED_REJECTS, rejects)
-    fault_point("swap.shards")
-    staged.rename(target)
-    _fsync_dir(out_dir)
-    publish(new)
+    committed = False
+    try:
+        if old is not None:
+            publish(None)
+        if target.exists():
+            fault_point("swap.hide-old")
+            target.rename(old_dir)
+            if rejects.exists():
+                fault_point("swap.hide-old-rejects")
+                rejects.rename(old_dir / _OLD_REJECTS)
+        rejects.parent.mkdir(exist_ok=True)
+        _fsync_tree(staged)
+        fault_point("swap.rejects")
+        os.replace(staged / STAGED_REJECTS, rejects)
+        fault_point("swap.shards")
+        staged.rename(target)
+        _fsync_dir(out_dir)
+        publish(new)
+        committed = True
+    except BaseException:
+        # (Ctrl-C included) undo it now, as the next build's recover() would.
+        if not committed:
+            _roll_back(out_dir, key, journal, publish)
+        raise
     _finish(out_dir, key)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush the staged files to disk before the manifest may name them (a power cut then
+    cannot leave a manifest whose shards are empty)."""
+    for path in folder.iterdir():
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(folder)
 
 
 def _finish(out_dir: Path, key: str) -> None:
@@ -222,8 +240,11 @@ def _finish(out_dir: Path, key: str) -> None:
     _journal(out_dir, key).unlink(missing_ok=True)
 
 
-def _roll_back(out_dir: Path, key: str, journal: dict[str, Any]) -> None:
-    """Put the output of `key` back as it was before the swap began (idempotent)."""
+def _roll_back(
+    out_dir: Path, key: str, journal: dict[str, Any], publish: PublishEntry | None = None
+) -> None:
+    """Put the output of `key` back as it was before the swap began (idempotent). The manifest
+    gets the old entry back through `publish`, or (None: at recovery) by editing the file."""
     target, old_dir = out_dir / key, _old_dir(out_dir, key)
     rejects = rejects_path(out_dir, key)
     if old_dir.exists():
@@ -243,10 +264,13 @@ def _roll_back(out_dir: Path, key: str, journal: dict[str, Any]) -> None:
             fault_point("recover.drop-new-rejects")
             rejects.unlink()
     # (else: the old folder never moved, so the old output is in place.)
-    manifest = read_manifest_file(out_dir)
-    if manifest is not None:
-        sources = manifest.setdefault("sources", {})
-        if journal.get("old") is not None and sources.get(key) != journal["old"]:
+    _remove_tree(staging_dir(out_dir, key), "recover.drop-tmp")
+    if publish is not None:
+        publish(journal.get("old"))
+    else:
+        manifest = read_manifest_file(out_dir)
+        sources = manifest.get("sources") if manifest else None
+        if isinstance(sources, dict) and journal.get("old") not in (None, sources.get(key)):
             sources[key] = journal["old"]
             manifest["sources"] = dict(sorted(sources.items()))
             write_manifest(out_dir, manifest)
