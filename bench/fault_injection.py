@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -154,26 +155,26 @@ def manifest_problems(out: Path) -> list[str]:
     return problems
 
 
-def trial(
-    catalog: Path, before: Path, reference: dict[str, str], work: Path, kills: list[str]
-) -> list[str]:
+def trial(exp: Experiment, work: Path, kills: list[str]) -> list[str]:
     """Copy the previous build to `work`, run the build killed at each of `kills` in turn, then
     once to the end; return what went wrong (nothing: the trial holds)."""
     shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(before, work)
+    shutil.copytree(exp.before, work)
     problems = []
     for kill in kills:
-        result = build(catalog, work, {"ALPACACOT_FAULT": kill})
+        result = build(exp.catalog, work, {"ALPACACOT_FAULT": kill})
         if result.returncode != -signal.SIGKILL:
             problems.append(f"not killed at {kill} (exit {result.returncode})")
         problems += manifest_problems(work)
-    result = build(catalog, work)
+    result = build(exp.catalog, work)
     if result.returncode != 1 or "src_e failed" not in result.stderr:
         problems.append(f"the rerun ended with exit {result.returncode}: {result.stderr[-500:]}")
     got = snapshot(work)
-    for rel in sorted(set(got) | set(reference)):
-        if got.get(rel) != reference.get(rel):
-            what = "missing" if rel not in got else "extra" if rel not in reference else "differs"
+    for rel in sorted(set(got) | set(exp.reference)):
+        if got.get(rel) != exp.reference.get(rel):
+            what = (
+                "missing" if rel not in got else "extra" if rel not in exp.reference else "differs"
+            )
             problems.append(f"{rel} {what}")
     return problems
 
@@ -188,8 +189,16 @@ def main(argv: list[str] | None = None) -> int:
     return run(root, args.points, not args.no_second_crash)
 
 
-def run(root: Path, points: int | None = None, second_crash: bool = True) -> int:
-    """The whole experiment in `root`; prints one line per trial and returns the exit status."""
+@dataclass
+class Experiment:
+    catalog: Path  # the catalog, its inputs changed for the build under test
+    before: Path  # the previous build, copied before each trial
+    reference: dict[str, str]  # `snapshot` of the uninterrupted build
+    points: list[str]  # the fault points the uninterrupted build passes, as NAME#N
+
+
+def prepare(root: Path) -> Experiment:
+    """The previous build, the changed inputs and the uninterrupted build, in `root`."""
     root.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("ALPACACOT_CACHE", str(root / "cache"))
     catalog = make_catalog(root / "catalog")
@@ -201,37 +210,45 @@ def run(root: Path, points: int | None = None, second_crash: bool = True) -> int
     ref_dir = root / "reference"
     shutil.rmtree(ref_dir, ignore_errors=True)
     shutil.copytree(before, ref_dir)
-    kill_points = traced_points(catalog, ref_dir, root / "trace.txt")
-    reference = snapshot(ref_dir)
+    points = traced_points(catalog, ref_dir, root / "trace.txt")
+    return Experiment(catalog, before, snapshot(ref_dir), points)
+
+
+def report(kills: list[str], problems: list[str]) -> str:
+    status = "FAIL" if problems else "ok  "
+    where = ", then at ".join(kills)
+    return f"{status} kill at {where}: " + (
+        "; ".join(problems) or "manifest consistent, rerun identical"
+    )
+
+
+def run(root: Path, points: int | None = None, second_crash: bool = True) -> int:
+    """The whole experiment in `root`; prints one line per trial and returns the exit status."""
+    exp = prepare(root)
+    kill_points = exp.points
     if points and points < len(kill_points):
         step = len(kill_points) / points
         kill_points = [kill_points[int(i * step)] for i in range(points)]
-    print(f"{len(kill_points)} kill points; reference: {len(reference)} files")
+    print(f"{len(kill_points)} kill points; reference: {len(exp.reference)} files")
     failures = 0
     recover_first: dict[str, str] = {}
     for point in kill_points:
-        problems = trial(catalog, before, reference, root / "work", [point])
+        problems = trial(exp, root / "work", [point])
         failures += bool(problems)
-        print(
-            f"{'FAIL' if problems else 'ok  '} kill at {point}: "
-            + ("; ".join(problems) or "manifest consistent, rerun identical")
-        )
+        print(report([point], problems), flush=True)
         if second_crash:
             # Which recovery points does a rerun after this crash pass?
             probe = root / "probe"
             shutil.rmtree(probe, ignore_errors=True)
-            shutil.copytree(before, probe)
-            build(catalog, probe, {"ALPACACOT_FAULT": point})
-            for later in traced_points(catalog, probe, root / "trace2.txt"):
+            shutil.copytree(exp.before, probe)
+            build(exp.catalog, probe, {"ALPACACOT_FAULT": point})
+            for later in traced_points(exp.catalog, probe, root / "trace2.txt"):
                 if later.startswith("recover.") and later not in recover_first:
                     recover_first[later] = point
     for later, point in recover_first.items():
-        problems = trial(catalog, before, reference, root / "work", [point, later])
+        problems = trial(exp, root / "work", [point, later])
         failures += bool(problems)
-        print(
-            f"{'FAIL' if problems else 'ok  '} kill at {point}, then at {later}: "
-            + ("; ".join(problems) or "manifest consistent, rerun identical")
-        )
+        print(report([point, later], problems), flush=True)
     total = len(kill_points) + len(recover_first)
     print(f"{total - failures} of {total} trials hold")
     return 1 if failures else 0

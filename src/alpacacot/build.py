@@ -252,7 +252,7 @@ def _run_source(
     key = entry.key
 
     def progress(n: int) -> None:
-        fault_point("worker.progress")
+        fault_point(f"worker.progress.{key}")
         if not parent_alive():
             os._exit(1)
         pipe.send(("progress", key, n))
