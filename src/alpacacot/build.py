@@ -162,8 +162,8 @@ def describe_failure(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, BrokenProcessPool):
         return (
-            "the worker process building it died (killed, or out of memory) and stopped the "
-            "sources running beside it; run the build again"
+            "the worker process building it died (killed, or out of memory), also when it "
+            "was built again alone"
         )
     return f"{type(exc).__name__}: {exc} (run with -v for the traceback)"
 
@@ -318,51 +318,77 @@ class _Workers:
             process.join(timeout=10)
 
 
+Todo = list[tuple[DatasetEntry, list[CollectedFile], str]]
+Finish = Callable[[DatasetEntry, str, dict[str, Any]], None]
+Fail = Callable[[DatasetEntry, BaseException], None]
+
+
 def _build_in_workers(
-    todo: list[tuple[DatasetEntry, list[CollectedFile], str]],
+    todo: Todo,
     request: BuildRequest,
-    finish: Callable[[DatasetEntry, str, dict[str, Any]], None],
-    fail: Callable[[DatasetEntry, BaseException], None],
+    finish: Finish,
+    fail: Fail,
     on_start: Callable[[str, int], None] | None,
     on_progress: Callable[[str, int], None] | None,
 ) -> None:
     """One worker process per source, `request.workers` at a time. On Ctrl-C (or an unexpected
-    error) the workers are stopped at once, their unfinished output removed, and the error raised."""
+    error) the workers are stopped at once, their unfinished output removed, and the error raised.
+
+    A worker that dies (killed, out of memory) breaks the pool: every source it was running beside
+    is lost with it. Those are built again one at a time, each in a pool of its own, so that only
+    the source whose worker dies again fails."""
     # Largest sources first, so that the build does not end with one worker on a big source while
     # the others have nothing left to do.
     by_size = sorted(todo, key=lambda t: -sum(cf.bytes for cf in t[1]))
-    done: set[str] = set()
     try:
-        with (
-            _Workers(on_start, on_progress) as workers,
-            ProcessPoolExecutor(
-                max_workers=min(request.workers, len(todo)),
-                initializer=_init_worker,
-                initargs=(gc.get_threshold(), workers.writer, os.getpid()),
-            ) as pool,
-        ):
-            futures = {
-                pool.submit(_run_source, e, f, request.out_dir, request.options): (e, fp)
-                for e, f, fp in by_size
-            }
-            try:
-                for fut in as_completed(futures):
-                    entry, fp = futures[fut]
-                    done.add(entry.key)
-                    try:
-                        result = fut.result()
-                    except Exception as exc:  # noqa: BLE001 - SourceFailed, BrokenProcessPool
-                        fail(entry, exc)
-                    else:
-                        finish(entry, fp, result)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                workers.stop()
-                raise
+        with _Workers(on_start, on_progress) as workers:
+            lost = _run_pool(by_size, request.workers, workers, request, finish, fail)
+            for item in lost:
+                for entry, _, _ in _run_pool([item], 1, workers, request, finish, fail):
+                    fail(entry, BrokenProcessPool())
     finally:
+        # What a stopped or dead worker left (a committed source's staging folder is gone).
         for entry, _, _ in todo:
-            if entry.key not in done:
-                shutil.rmtree(staging_dir(request.out_dir, entry.key), ignore_errors=True)
+            shutil.rmtree(staging_dir(request.out_dir, entry.key), ignore_errors=True)
+
+
+def _run_pool(
+    todo: Todo,
+    max_workers: int,
+    workers: _Workers,
+    request: BuildRequest,
+    finish: Finish,
+    fail: Fail,
+) -> Todo:
+    """Build `todo` in a pool of `max_workers` processes; return the sources lost to a worker
+    that died (BrokenProcessPool), in `todo`'s order."""
+    lost: Todo = []
+    with ProcessPoolExecutor(
+        max_workers=min(max_workers, len(todo)),
+        initializer=_init_worker,
+        initargs=(gc.get_threshold(), workers.writer, os.getpid()),
+    ) as pool:
+        futures = {
+            pool.submit(_run_source, item[0], item[1], request.out_dir, request.options): item
+            for item in todo
+        }
+        try:
+            for fut in as_completed(futures):
+                entry, _, fp = futures[fut]
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    lost.append(futures[fut])
+                except Exception as exc:  # noqa: BLE001 - SourceFailed: the source's own error
+                    fail(entry, exc)
+                else:
+                    finish(entry, fp, result)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            workers.stop()
+            raise
+    order = {id(item): i for i, item in enumerate(todo)}
+    return sorted(lost, key=lambda item: order[id(item)])
 
 
 def build(
