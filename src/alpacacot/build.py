@@ -2,7 +2,12 @@
 
 The engine (in-process, or one worker process per source) is kept apart from the steps in
 `pipeline.py`. A source whose inputs, catalog entry and pipeline code are unchanged since the last build
-into the same folder is skipped; one that fails leaves its previous output and the other sources alone.
+into the same folder is skipped; one that fails, whatever the exception (or a worker process that
+dies), leaves its previous output and the other sources alone.
+
+How the output folder stays consistent (the lock, the swap of each finished source, the manifest
+rewritten after each, the recovery after a crash) is `outdir.py`; this module only decides what to
+build and calls it. Worker processes die with the build (`lifeline.py`).
 """
 
 from __future__ import annotations
