@@ -27,7 +27,6 @@ callback of the build.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -38,6 +37,11 @@ from typing import Any
 
 from alpacacot.errors import AlpacacotError
 from alpacacot.faults import fault_point
+
+try:
+    import fcntl
+except ImportError:  # Windows: builds are not locked there
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,9 @@ def rejects_path(out_dir: Path, key: str) -> Path:
 
 
 def _fsync_dir(path: Path) -> None:
+    """Make the renames in `path` durable (POSIX; Windows has no directory handles for this)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -119,6 +126,9 @@ class OutputLock:
 
     def __enter__(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            log.warning("no file locks on this platform: %s is not locked", self.path.parent)
+            return self
         while self._fd is None:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
