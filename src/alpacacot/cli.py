@@ -198,6 +198,8 @@ def build(
             report = run_build(
                 cat, request, on_start=on_start, on_progress=on_progress, on_done=on_done
             )
+    except AlpacacotError as exc:  # another build holds --out
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail(
             f"interrupted: the sources that finished are recorded in {out / 'manifest.json'} "

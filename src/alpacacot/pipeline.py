@@ -11,6 +11,7 @@ nothing of where it runs (in-process or in a worker process; see `build.py`) or 
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections import Counter
@@ -27,6 +28,7 @@ from alpacacot.catalog import DatasetEntry
 from alpacacot.collectors import CollectedFile, sha256_file
 from alpacacot.lang import LanguageTagger
 from alpacacot.normalizers import Draft, RejectRow, get_normalizer
+from alpacacot.outdir import REJECTS, STAGED_REJECTS, staging_dir
 from alpacacot.readers import RowError, iter_rows
 from alpacacot.record import ARROW_SCHEMA, LONE_SURROGATE, InvalidText, clean_text, record_id
 from alpacacot.schema_check import ColumnarValidator
@@ -35,18 +37,42 @@ from alpacacot.writer import DEFAULT_MAX_SHARD_BYTES, RejectWriter, RowGroup, Sh
 Progress = Callable[[int], None]
 
 # One encoder for every record's meta: json.dumps with options builds a new encoder per call.
-_encode_meta_text = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
-_encode_meta_ascii = json.JSONEncoder(ensure_ascii=True, sort_keys=True, default=str).encode
+# allow_nan=False: NaN and Infinity are not JSON (see `encode_meta`).
+_encode_meta_text = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, default=str, allow_nan=False
+).encode
+_encode_meta_ascii = json.JSONEncoder(
+    ensure_ascii=True, sort_keys=True, default=str, allow_nan=False
+).encode
 
 
 def encode_meta(meta: dict[str, Any]) -> str:
-    """The unused upstream fields as a JSON object, readable (not ASCII-escaped) where possible."""
-    text = _encode_meta_text(meta)
+    """The unused upstream fields as a JSON object, readable (not ASCII-escaped) where possible.
+
+    NaN, Infinity and -Infinity (which Python's JSON reader accepts and parquet float columns
+    hold) are not JSON: they become null, as JavaScript's JSON.stringify writes them, so that
+    every JSON parser reads meta."""
+    try:
+        text = _encode_meta_text(meta)
+    except ValueError:  # a float that is not finite
+        meta = _finite(meta)
+        text = _encode_meta_text(meta)
     if not text.isascii() and LONE_SURROGATE.search(text):
         # A lone surrogate (an upstream "\ud800" JSON escape) cannot be stored as UTF-8: keep the
         # escape itself, which reads back as the same value.
         return _encode_meta_ascii(meta)
     return text
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every float that is NaN or infinite replaced by None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass
@@ -233,18 +259,20 @@ def process_source(
     options: BuildOptions,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Build one source into `out_dir/<key>/` and `out_dir/rejects/<key>.jsonl`; return its manifest entry.
+    """Build one source into `out_dir/.tmp-<key>/` (its shards and `rejects.jsonl`); return its
+    manifest entry, whose paths name where `outdir.commit_source` then puts the files.
 
-    Output is written beside the old one and swapped in only when complete, so a failure (for example a
-    malformed file, raised as MalformedFileError) leaves the previous build of this source as it was.
+    Nothing outside that staging folder is touched, so a failure (for example a malformed file,
+    raised as MalformedFileError) leaves the previous build of this source as it was; the staging
+    folder is removed on the way out.
     """
     start = time.perf_counter()
     files = list(files)
     key = entry.key
-    tmp = out_dir / f".tmp-{key}"
+    tmp = staging_dir(out_dir, key)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    rejects = RejectWriter(tmp / "rejects.jsonl", key)
+    rejects = RejectWriter(tmp / STAGED_REJECTS, key)
     tagger = LanguageTagger(options.lang_backend, entry.languages)
     base_tags = entry.record_tags
     counts = Counts()
@@ -351,33 +379,17 @@ def process_source(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
-    # Swap the finished output in.
-    target = out_dir / key
-    old = out_dir / f".old-{key}"
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    reject_rel = f"rejects/{key}.jsonl"
-    (out_dir / "rejects").mkdir(exist_ok=True)
-    reject_target = out_dir / reject_rel
-    if (tmp / "rejects.jsonl").exists():
-        (tmp / "rejects.jsonl").replace(reject_target)
-    else:
-        reject_target.write_text("", encoding="utf-8")
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-
-    shard_info = []
-    for path, n in final:
-        path = target / path.name
-        shard_info.append(
-            {
-                "path": f"{key}/{path.name}",
-                "records": n,
-                "bytes": path.stat().st_size,
-                "sha256": sha256_file(path),
-            }
-        )
+    if not (tmp / STAGED_REJECTS).exists():
+        (tmp / STAGED_REJECTS).write_bytes(b"")
+    shard_info = [
+        {
+            "path": f"{key}/{path.name}",
+            "records": n,
+            "bytes": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }
+        for path, n in final
+    ]
     assert counts.read == counts.written + counts.duplicates + counts.rejected, counts
     return {
         "inputs": [
@@ -387,6 +399,6 @@ def process_source(
         "counts": counts.as_dict(),
         "lang_counts": dict(sorted((+langs).items(), key=lambda kv: (-kv[1], kv[0]))),
         "shards": shard_info,
-        "rejects": reject_rel,
+        "rejects": f"{REJECTS}/{key}.jsonl",
         "seconds": round(time.perf_counter() - start, 3),
     }

@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from alpacacot.faults import fault_point
 from alpacacot.record import ARROW_SCHEMA
 
 ROW_GROUP = 10_000
@@ -229,6 +230,7 @@ class ShardWriter:
         final = []
         for i, (path, count) in enumerate(zip(self.paths, self.records, strict=True)):
             target = self.directory / f"train-{i:05d}-of-{total:05d}.parquet"
+            fault_point("stage.shard-rename")
             os.replace(path, target)
             final.append((target, count))
         return final
