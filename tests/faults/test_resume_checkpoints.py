@@ -129,22 +129,22 @@ def test_resuming_a_finished_run_does_nothing_and_says_so(tiny, base_run, tmp_pa
 
 
 def test_a_resumed_run_equals_the_uninterrupted_one(tiny, tmp_path, caplog):
-    """Interrupted in the second epoch (6 updates per epoch), resumed: same batches, same dropout,
+    """Interrupted in the second epoch (5 updates per epoch), resumed: same batches, same dropout,
     same optimizer state, so the same losses and the same adapter, bit for bit, on this CPU."""
     import torch
     from safetensors.torch import load_file
 
     whole = tmp_path / "whole"
-    args = ["--max_steps", "10", "--save_steps", "7"]
+    args = ["--max_steps", "8", "--save_steps", "6"]
     code, output = run_train(train_args(tiny, whole, *args))
     assert code == 0, output
     resumed = tmp_path / "resumed"
     resumed.mkdir()
-    copy_run(whole / "checkpoint-7", resumed / "checkpoint-7")
+    copy_run(whole / "checkpoint-6", resumed / "checkpoint-6")
     code, output = _resume_latest(tiny, resumed, caplog, *args)
     assert code == 0, output
     a, b = manifest(whole)["training"], manifest(resumed)["training"]
-    assert b["first_step_this_run"] == 8
+    assert b["first_step_this_run"] == 7
     assert b["loss_history"] == a["loss_history"]
     wa = load_file(whole / "adapter_model.safetensors")
     wb = load_file(resumed / "adapter_model.safetensors")
