@@ -32,8 +32,10 @@ class TrainConfig:
 
     model_type: str = _opt(
         "llama",
-        "Model family from the registry (llama, chatglm, bloom, qwen2, mistral, gemma, internlm, "
-        "baichuan); an unknown type loads with the Auto classes and LoRA on all linear layers.",
+        "Model family from the registry (llama, chatglm, chatglm2, chatglm3, moss, bloom, qwen2, "
+        "mistral, gemma, internlm, baichuan; chatglm2/3, moss, internlm and baichuan run the "
+        "checkpoint's own code with trust_remote_code); an unknown type loads with the Auto "
+        "classes and LoRA on all linear layers.",
     )
     model_name_or_path: str | None = _opt(
         None, "Base model: a local directory or a Hub id (required)."

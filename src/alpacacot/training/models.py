@@ -93,6 +93,36 @@ register_model(
         pad_token=("pad", "eos"),
     )
 )
+# The seed's remote-code families: the checkpoint ships its own modeling file (auto_map in its
+# config.json), loaded with trust_remote_code. Targets are the attention projections of that code.
+register_model(
+    ModelSpec(
+        "chatglm2",
+        lora_targets=(("query_key_value",), ("q_proj", "v_proj")),
+        template="chatglm",
+        pad_token=("pad", "eos", "unk"),
+        trust_remote_code=True,
+    )
+)
+register_model(
+    ModelSpec(
+        "chatglm3",
+        lora_targets=(("query_key_value",), ("q_proj", "v_proj")),
+        template="chatglm3",
+        pad_token=("pad", "eos", "unk"),
+        trust_remote_code=True,
+    )
+)
+register_model(
+    ModelSpec(
+        "moss",
+        lora_targets=(("qkv_proj",), ("q_proj", "v_proj")),
+        template="moss",
+        pad_token=("pad", "eos", "unk"),
+        trust_remote_code=True,
+        packing=False,
+    )
+)
 register_model(
     ModelSpec(
         "baichuan",
@@ -291,7 +321,7 @@ def load_model_for_training(
             fallback,
         )
         tokenizer.pad_token = fallback
-    if model.config.pad_token_id is None:
+    if getattr(model.config, "pad_token_id", None) is None:  # remote-code configs may lack it
         model.config.pad_token_id = tokenizer.pad_token_id
     # No KV cache while training: transformers only separates packed examples (by position ids)
     # when no cache is passed, and a cache is useless for training anyway.

@@ -97,6 +97,25 @@ register_template(
         separator="\n\n",
     )
 )
+register_template(
+    PromptTemplate(
+        # ChatGLM3's role tags.
+        name="chatglm3",
+        user="<|user|>\n{content}<|assistant|>\n",
+        system_format="<|system|>\n{system}",
+        stop="{eos}",
+    )
+)
+register_template(
+    PromptTemplate(
+        # MOSS's turns (fnlp/moss-moon-003-sft): <|Human|> ... <eoh>, <|MOSS|> ... <eom>.
+        name="moss",
+        user="<|Human|>: {content}<eoh>\n<|MOSS|>:",
+        system_format="{system}\n",
+        stop="<eom>{eos}",
+        separator="\n",
+    )
+)
 TOKENIZER_TEMPLATE = "tokenizer"
 
 
