@@ -269,3 +269,6 @@ def register(app: typer.Typer) -> None:
     app.command("chat")(chat)
     app.command("merge")(merge)
     app.command("predict")(predict)
+    from alpacacot.training.eval_commands import eval_command
+
+    app.command("eval")(eval_command)

@@ -6,6 +6,7 @@ adapter, tokenizer and `training_manifest.json` (rank 0 only).
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import math
@@ -27,6 +28,7 @@ from alpacacot.training.data import (
     pack_examples,
     split_records,
 )
+from alpacacot.training.evaluate import RECORD_IDS
 from alpacacot.training.models import (
     MODELS,
     ModelSpec,
@@ -425,5 +427,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     if trainer.is_world_process_zero():
         path = Path(output_dir) / MANIFEST
         path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        # The ids themselves (sorted, gzip): `eval` checks them against curation's contamination.
+        ids = "\n".join(sorted(set(used_ids))).encode("utf-8")
+        (Path(output_dir) / RECORD_IDS).write_bytes(gzip.compress(ids, mtime=0))
         log.info("adapter, tokenizer and %s written to %s", MANIFEST, output_dir)
     return manifest
