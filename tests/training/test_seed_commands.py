@@ -167,3 +167,11 @@ def test_seed_launcher_command_as_written_with_two_cpu_processes(
         proc.stderr[-4000:]
     )
     assert proc.stderr.count("adapter, tokenizer and training_manifest.json written") == 1
+    # the final checkpoint is complete: each process recorded its own files (its RNG state)
+    from alpacacot.training.checkpoints import incomplete_reason
+
+    last = out / f"checkpoint-{manifest['training']['global_step']}"
+    assert (last / "complete-rank1.json").is_file() and (last / "rng_state_1.pth").is_file()
+    assert incomplete_reason(last) is None
+    (last / "rng_state_1.pth").write_bytes(b"")
+    assert incomplete_reason(last).startswith("rng_state_1.pth has 0 bytes")
