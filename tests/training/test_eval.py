@@ -214,3 +214,21 @@ def test_belle_eval_generations_go_to_a_judge_on_loopback(tiny_model, tmp_path):
     assert all(r["score"] == 0.5 and r["judge_message"] for r in rows)
     task = json.loads((out / "results.json").read_text())["runs"][0]["tasks"]["belle_eval"]
     assert (task["score"], task["judged"], task["items"]) == (0.5, 4, 4)
+
+
+def test_aqua_mmcu_and_gaokao_readers_on_real_items():
+    from alpacacot.training.evaluate import choice_prompt, generation_prompt
+
+    aqua = load_task("aqua_test", BENCH / "aqua_test")
+    assert [i.answer for i in aqua] == ["A", "E", "A", "B", "B"]
+    assert aqua[2].options == {"A": "36", "B": "15", "C": "17", "D": "5", "E": "7"}
+    assert generation_prompt(aqua[2]).endswith("E) 7\nLet's think step by step.")
+    assert is_correct(aqua[2], "36 has both factors, so the answer is (A).")
+    [mmcu] = load_task("mmcu", BENCH / "mmcu")
+    assert mmcu.question == "＿不是社会化的载体。" and mmcu.answer == "D"
+    assert mmcu.options == {"A": "家庭", "B": "大学", "C": "杂志", "D": "意识"}
+    assert choice_prompt(mmcu) == "＿不是社会化的载体。\nA. 家庭\nB. 大学\nC. 杂志\nD. 意识\n答案："
+    gaokao = load_task("gaokao_bench", BENCH / "gaokao_bench")
+    assert [i.answer for i in gaokao] == ["D", "A", "A", "C", "B", "B"]
+    assert set(gaokao[1].options) == set("ABCD") and gaokao[1].options["C"] == "1"
+    assert gaokao[1].question.startswith("2. (5 分) 已知复数") and "\nA." not in gaokao[1].question
