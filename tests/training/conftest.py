@@ -49,3 +49,19 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, tokenizer_dir: Path):
         return out
 
     return build
+
+
+@pytest.fixture(scope="session")
+def seed_collection(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`alpacacot-data build alpaca belle cot --sample`: the seed's alpaca-belle-cot, from the
+    excerpts bundled with the package."""
+    from typer.testing import CliRunner
+
+    from alpacacot.cli import app
+
+    out = tmp_path_factory.mktemp("seed-collection")
+    result = CliRunner().invoke(
+        app, ["build", "alpaca", "belle", "cot", "--sample", "--out", str(out), "-j", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    return out

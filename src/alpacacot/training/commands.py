@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from alpacacot.training.config import FIELDS, TrainingError, build_config, field_default
+from alpacacot.training.seed_args import SeedArgsCommand
 
 log = logging.getLogger("alpacacot.training")
 
@@ -26,6 +27,7 @@ _TYPES: dict[str, Any] = {
     "float": float,
     "str": str,
     "str | None": str,
+    "int | None": int,
     "list[str]": list[str],
 }
 
@@ -61,7 +63,14 @@ def _train_signature() -> inspect.Signature:
                 show_default=False,
             ),
             annotation=Path | None,
-        )
+        ),
+        inspect.Parameter(
+            "local_rank",
+            inspect.Parameter.KEYWORD_ONLY,
+            # torch.distributed.launch appends --local-rank=N (older torch: --local_rank=N).
+            default=typer.Option(None, "--local_rank", "--local-rank", hidden=True),
+            annotation=int | None,
+        ),
     ]
     for name, f in FIELDS.items():
         default = field_default(name)
@@ -86,6 +95,11 @@ def train(**kwargs: Any) -> None:
     Example: alpacacot-data train --model_type llama --model_name_or_path DIR
     --data alpaca-belle-cot --collection BUILD_DIR --output_dir out/
     """
+    local_rank = kwargs.pop("local_rank", None)
+    if local_rank is not None and "WORLD_SIZE" in os.environ:
+        # torch.distributed.launch also sets LOCAL_RANK in the environment (which the trainer
+        # reads); the flag fills it in when a launcher did not. Alone, it changes nothing.
+        os.environ.setdefault("LOCAL_RANK", str(local_rank))
     setup_logging()
     config_file = kwargs.pop("config", None)
     try:
@@ -250,8 +264,11 @@ def predict(
 
 def register(app: typer.Typer) -> None:
     """Add the trainer's commands to the `alpacacot-data` app."""
-    app.command("train")(train)
+    app.command("train", cls=SeedArgsCommand)(train)
     app.command("generate")(generate)
     app.command("chat")(chat)
     app.command("merge")(merge)
     app.command("predict")(predict)
+    from alpacacot.training.eval_commands import eval_command
+
+    app.command("eval")(eval_command)

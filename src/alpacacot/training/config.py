@@ -32,8 +32,10 @@ class TrainConfig:
 
     model_type: str = _opt(
         "llama",
-        "Model family from the registry (llama, chatglm, bloom, qwen2, mistral, gemma, internlm, "
-        "baichuan); an unknown type loads with the Auto classes and LoRA on all linear layers.",
+        "Model family from the registry (llama, chatglm, chatglm2, chatglm3, moss, bloom, qwen2, "
+        "mistral, gemma, internlm, baichuan; chatglm2/3, moss, internlm and baichuan run the "
+        "checkpoint's own code with trust_remote_code); an unknown type loads with the Auto "
+        "classes and LoRA on all linear layers.",
     )
     model_name_or_path: str | None = _opt(
         None, "Base model: a local directory or a Hub id (required)."
@@ -41,7 +43,8 @@ class TrainConfig:
     data: list[str] = _opt(
         [],
         "Training data: catalog keys joined by '-' (alpaca-belle-cot), a mix name, or local "
-        ".json/.jsonl/.parquet record files; may be given several times (required).",
+        ".json/.jsonl/.parquet record files; several values (--data alpaca belle cot) or the flag "
+        "repeated (required).",
     )
     collection: str | None = _opt(
         None,
@@ -50,12 +53,28 @@ class TrainConfig:
     )
     lora_target_modules: list[str] = _opt(
         [],
-        "Module names that get LoRA adapters, comma-separated or repeated, or 'all-linear' "
+        "Module names that get LoRA adapters: space- or comma-separated (q_proj v_proj), or "
+        "'all-linear' "
         "(default: the registry's targets for --model_type).",
+    )
+    peft_type: str = _opt(
+        "lora",
+        "Parameter-efficient method: lora, dora (LoRA with weight decomposition), adalora, "
+        "prompt (prompt tuning), p_tuning, prefix (prefix tuning).",
     )
     lora_r: int = _opt(8, "LoRA rank.")
     lora_alpha: int = _opt(16, "LoRA scaling alpha.")
     lora_dropout: float = _opt(0.05, "Dropout on the LoRA input.")
+    adalora_init_r: int = _opt(12, "AdaLoRA: initial rank of every matrix (pruned to --lora_r).")
+    adalora_tinit: int = _opt(0, "AdaLoRA: steps of warm-up before the rank budget shrinks.")
+    adalora_tfinal: int = _opt(0, "AdaLoRA: final steps trained at the final budget.")
+    adalora_delta_t: int = _opt(1, "AdaLoRA: steps between two rank reallocations.")
+    num_virtual_tokens: int = _opt(
+        20, "prompt, p_tuning, prefix: virtual tokens put in front of every example."
+    )
+    prompt_encoder_hidden_size: int = _opt(
+        128, "p_tuning: hidden size of the prompt encoder (an MLP)."
+    )
     per_gpu_train_batch_size: int = _opt(4, "Examples per device per step.")
     gradient_accumulation_steps: int = _opt(8, "Steps whose gradients add up before an update.")
     learning_rate: float = _opt(3e-4, "Peak learning rate (linear decay).")
@@ -72,11 +91,21 @@ class TrainConfig:
     load_in_4bit: bool = _opt(
         False, "QLoRA: load the base model in 4 bit NF4 (bitsandbytes; needs CUDA)."
     )
+    quantization_bit: int | None = _opt(
+        None, "The seed's name for quantized loading: 4 (= --load_in_4bit) or 8 (= --load_in_8bit)."
+    )
+    compute_dtype: str | None = _opt(
+        None,
+        "Weights and compute precision: fp32, fp16 or bf16 (default: bf16 or fp16 on CUDA, "
+        "fp32 on CPU).",
+    )
     output_dir: str | None = _opt(
         None, "Where the adapter, tokenizer and manifest go (default: saved_models/TYPE_DATA)."
     )
     resume_from_checkpoint: str | None = _opt(
-        None, "A checkpoint-N directory to continue from, or 'latest' for the newest in output_dir."
+        None,
+        "A checkpoint-N directory to continue from, or 'latest' (also the flag alone) for the "
+        "newest complete checkpoint in output_dir.",
     )
     seed: int = _opt(42, "Random seed (data split, shuffling, LoRA init).")
     report_to: str = _opt("none", "Where to log metrics: none, tensorboard, wandb, ...")
@@ -113,6 +142,9 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+PEFT_TYPES = ("lora", "dora", "adalora", "prompt", "p_tuning", "prefix")
+PROMPT_LEARNING = ("prompt", "p_tuning", "prefix")
+COMPUTE_DTYPES = ("fp32", "fp16", "bf16")
 LIST_FIELDS = {"data", "lora_target_modules"}
 
 
@@ -173,6 +205,29 @@ def build_config(cli: dict[str, Any], config_file: str | Path | None = None) -> 
         raise TrainingError(f"--cutoff_len must be >= 8 (got {cfg.cutoff_len})")
     if cfg.val_set_size < 0:
         raise TrainingError(f"--val_set_size must be >= 0 (got {cfg.val_set_size})")
+    if cfg.quantization_bit is not None:
+        if cfg.quantization_bit not in (4, 8):
+            raise TrainingError(f"--quantization_bit must be 4 or 8 (got {cfg.quantization_bit})")
+        if cfg.quantization_bit == 4:
+            cfg.load_in_4bit = True
+        else:
+            cfg.load_in_8bit = True
     if cfg.load_in_8bit and cfg.load_in_4bit:
         raise TrainingError("choose one of --load_in_8bit and --load_in_4bit")
+    if cfg.peft_type not in PEFT_TYPES:
+        raise TrainingError(
+            f"--peft_type {cfg.peft_type}: unknown; choose one of {', '.join(PEFT_TYPES)}"
+        )
+    if cfg.compute_dtype is not None and cfg.compute_dtype not in COMPUTE_DTYPES:
+        raise TrainingError(
+            f"--compute_dtype {cfg.compute_dtype}: unknown; choose one of {', '.join(COMPUTE_DTYPES)}"
+        )
+    if cfg.peft_type in PROMPT_LEARNING and cfg.packing:
+        raise TrainingError(
+            f"--packing cannot be used with --peft_type {cfg.peft_type} (virtual tokens go in front "
+            "of each row, not of each packed example); drop --packing"
+        )
+    for name in ("num_virtual_tokens", "adalora_init_r", "adalora_delta_t"):
+        if int(getattr(cfg, name)) < 1:
+            raise TrainingError(f"--{name} must be >= 1 (got {getattr(cfg, name)})")
     return cfg

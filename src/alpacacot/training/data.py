@@ -1,7 +1,8 @@
 """Training data: records in, token ids with masked labels out, batched with little padding.
 
 Records come from the built collection by catalog key (`alpacacot.load`) or from local
-json/jsonl/parquet files with at least instruction/input/output (optional history, id). Masking of
+json/jsonl/parquet files with at least instruction/input/output (optional history, id, and the
+system prompt of record schema 1.1). Masking of
 the prompt (label -100) happens here and only here (`encode_example`).
 """
 
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
 RECORD_FILE_SUFFIXES = (".json", ".jsonl", ".parquet")
 DEFAULT_COLLECTION = "out"  # alpacacot.load's default: the `build --out` folder
+# Every `--data` name of the Alpaca-CoT seed's trainer; each resolves through the catalog (keys and
+# mixes), and one the catalog lacks gets an error that says so instead of a bare "unknown key".
+SEED_DATA_NAMES = (
+    "alpaca", "belle", "alpaca-belle", "cot", "alpaca-cot", "alpaca-belle-cot", "belle1.5m",
+    "finance", "multiturn_chat", "gpt4all", "cot_zh",
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------- records
@@ -71,7 +78,11 @@ def normalize_record(row: Mapping[str, Any], where: str) -> dict[str, Any]:
     input_ = row.get("input")
     if input_ is not None and not isinstance(input_, str):
         raise TrainingError(f"{where}, field 'input': expected a string")
+    system = row.get("system")  # schema 1.1; the column may be absent or null
+    if system is not None and not isinstance(system, str):
+        raise TrainingError(f"{where}, field 'system': expected a string or null")
     record = {
+        "system": system or "",
         "instruction": row["instruction"],
         "input": input_ or "",
         "output": row["output"],
@@ -141,6 +152,22 @@ def collection_revision(collection: str | None) -> dict[str, Any]:
     return info
 
 
+def _seed_hint(name: str, err: Exception) -> str:
+    """What to do when a seed data name has no catalog key here."""
+    if "unknown dataset" not in str(err):
+        return ""
+    parts = [name, *name.split("-")]
+    seed = [p for p in dict.fromkeys(parts) if p in SEED_DATA_NAMES]
+    if not seed:
+        return ""
+    return (
+        f". {', '.join(repr(s) for s in seed)} is a data name of Alpaca-CoT's trainer that this "
+        "catalog has no key or mix for yet: add the dataset to the catalog (a `datasets:` entry or "
+        "a `mixes:` line, see CONTRIBUTING.md) and build it, or pass its records as a "
+        ".json/.jsonl/.parquet file to --data"
+    )
+
+
 def load_records(cfg: TrainConfig) -> RecordSet:
     """Read every `--data` entry, concatenated in order and de-duplicated by id (first wins)."""
     if not cfg.data:
@@ -160,7 +187,9 @@ def load_records(cfg: TrainConfig) -> RecordSet:
             try:
                 parts = load(name, collection=collection, as_dict=True)
             except (AlpacacotError, KeyError, FileNotFoundError, ValueError) as err:
-                raise TrainingError(f"--data {name} (collection {collection}): {err}") from err
+                raise TrainingError(
+                    f"--data {name} (collection {collection}): {err}{_seed_hint(name, err)}"
+                ) from err
             keys = list(parts)
             rows = [
                 normalize_record(row, f"{name}: {key}, row {i}")

@@ -93,6 +93,36 @@ register_model(
         pad_token=("pad", "eos"),
     )
 )
+# The seed's remote-code families: the checkpoint ships its own modeling file (auto_map in its
+# config.json), loaded with trust_remote_code. Targets are the attention projections of that code.
+register_model(
+    ModelSpec(
+        "chatglm2",
+        lora_targets=(("query_key_value",), ("q_proj", "v_proj")),
+        template="chatglm",
+        pad_token=("pad", "eos", "unk"),
+        trust_remote_code=True,
+    )
+)
+register_model(
+    ModelSpec(
+        "chatglm3",
+        lora_targets=(("query_key_value",), ("q_proj", "v_proj")),
+        template="chatglm3",
+        pad_token=("pad", "eos", "unk"),
+        trust_remote_code=True,
+    )
+)
+register_model(
+    ModelSpec(
+        "moss",
+        lora_targets=(("qkv_proj",), ("q_proj", "v_proj")),
+        template="moss",
+        pad_token=("pad", "eos", "unk"),
+        trust_remote_code=True,
+        packing=False,
+    )
+)
 register_model(
     ModelSpec(
         "baichuan",
@@ -124,10 +154,25 @@ def require_cuda_for_quantization(cfg: TrainConfig) -> None:
 
     if not torch.cuda.is_available():
         flag = "--load_in_8bit" if cfg.load_in_8bit else "--load_in_4bit"
+        if cfg.quantization_bit:
+            flag = f"--quantization_bit {cfg.quantization_bit}"
         raise TrainingError(
             f"{flag} needs a CUDA GPU (bitsandbytes quantized training), and none is visible here "
             "(torch.cuda.is_available() is False). Drop the flag to train LoRA in full precision "
             "on this machine, or run on a GPU machine."
+        )
+
+
+def require_cuda_for_dtype(cfg: TrainConfig) -> None:
+    """fp16 training needs CUDA (CPU kernels and the gradient scaler are not there for it)."""
+    if cfg.compute_dtype != "fp16":
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        raise TrainingError(
+            "--compute_dtype fp16 needs a CUDA GPU, and none is visible here; use bf16 or fp32 "
+            "(the default on CPU)"
         )
 
 
@@ -198,9 +243,12 @@ def load_tokenizer(path: str, spec: ModelSpec, *, trust_remote_code: bool = Fals
     return tokenizer
 
 
-def torch_dtype(cuda: bool) -> Any:
+def torch_dtype(cuda: bool, compute_dtype: str | None = None) -> Any:
+    """`--compute_dtype` as a torch dtype; by default bf16 (else fp16) on CUDA, fp32 on CPU."""
     import torch
 
+    if compute_dtype:
+        return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[compute_dtype]
     if not cuda:
         return torch.float32
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -217,7 +265,7 @@ def load_base_model(
 
     cuda = torch.cuda.is_available()
     kwargs: dict[str, Any] = {
-        "dtype": torch_dtype(cuda),
+        "dtype": torch_dtype(cuda, cfg.compute_dtype if cfg is not None else None),
         "trust_remote_code": trust_remote_code or spec.trust_remote_code,
     }
     if cfg is not None and (cfg.load_in_8bit or cfg.load_in_4bit):
@@ -245,16 +293,22 @@ def load_base_model(
     return model
 
 
-def load_model_for_training(cfg: TrainConfig, spec: ModelSpec) -> tuple[Any, Any, Any]:
-    """Load tokenizer and base model and wrap the model with LoRA.
+def load_model_for_training(
+    cfg: TrainConfig, spec: ModelSpec, *, tokenizer: Any = None, total_steps: int = 0
+) -> tuple[Any, Any, Any]:
+    """Load tokenizer (unless given) and base model and wrap the model with `--peft_type`.
 
-    Returns (peft model, tokenizer, resolved LoRA targets).
+    `total_steps` (the number of optimizer updates) is needed by AdaLoRA's budget schedule.
+    Returns (peft model, tokenizer, resolved LoRA targets or None for prompt learning).
     """
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    from alpacacot.training.peft_methods import build_peft_config, uses_modules
 
     require_cuda_for_quantization(cfg)
     path = str(cfg.model_name_or_path)
-    tokenizer = load_tokenizer(path, spec, trust_remote_code=cfg.trust_remote_code)
+    if tokenizer is None:
+        tokenizer = load_tokenizer(path, spec, trust_remote_code=cfg.trust_remote_code)
     model = load_base_model(path, spec, cfg, trust_remote_code=cfg.trust_remote_code)
     vocab = model.get_input_embeddings().num_embeddings
     if tokenizer.pad_token_id >= vocab:
@@ -267,21 +321,17 @@ def load_model_for_training(cfg: TrainConfig, spec: ModelSpec) -> tuple[Any, Any
             fallback,
         )
         tokenizer.pad_token = fallback
-    if model.config.pad_token_id is None:
+    if getattr(model.config, "pad_token_id", None) is None:  # remote-code configs may lack it
         model.config.pad_token_id = tokenizer.pad_token_id
     # No KV cache while training: transformers only separates packed examples (by position ids)
     # when no cache is passed, and a cache is useless for training anyway.
     model.config.use_cache = False
     if cfg.load_in_8bit or cfg.load_in_4bit:
         model = prepare_model_for_kbit_training(model)
-    targets = resolve_lora_targets(model, spec, cfg.lora_target_modules)
-    lora = LoraConfig(
-        r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_dropout=cfg.lora_dropout,
-        target_modules=targets,
-        bias="none",
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, lora)
+    targets = None
+    if uses_modules(cfg.peft_type):
+        targets = resolve_lora_targets(model, spec, cfg.lora_target_modules)
+    elif cfg.lora_target_modules:
+        log.warning("--lora_target_modules is ignored by --peft_type %s", cfg.peft_type)
+    model = get_peft_model(model, build_peft_config(cfg, targets, max(total_steps, 1)))
     return model, tokenizer, targets

@@ -21,6 +21,8 @@ class PromptTemplate:
     """A text template.
 
     `system`/`system_with_input` open the conversation (the second when the last turn has an input);
+    a record's own `system` prompt (schema 1.1) replaces them, wrapped in `system_format`
+    (`{system}`); a record without one, or with none in the column, gets the template's opening.
     `user` wraps every user turn (`{content}`, `{round}` = 1-based turn number); `user_with_input`
     wraps the last turn when it has an input; `stop` follows each answer and is learned
     (`{eos}` = the tokenizer's end-of-sequence token); `separator` follows each answer, not learned.
@@ -33,8 +35,11 @@ class PromptTemplate:
     system_with_input: str | None = None
     stop: str = "{eos}"
     separator: str = ""
+    system_format: str = "{system}\n\n"
 
-    def opening(self, has_input: bool) -> str:
+    def opening(self, has_input: bool, system: str = "") -> str:
+        if system:
+            return self.system_format.format(system=system)
         if has_input and self.system_with_input is not None:
             return self.system_with_input
         return self.system
@@ -77,6 +82,7 @@ register_template(
     PromptTemplate(
         name="chatml",
         system="<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n",
+        system_format="<|im_start|>system\n{system}<|im_end|>\n",
         user="<|im_start|>user\n{content}<|im_end|>\n<|im_start|>assistant\n",
         stop="<|im_end|>",
         separator="\n",
@@ -89,6 +95,25 @@ register_template(
         user="[Round {round}]\n\n问：{content}\n\n答：",
         stop="{eos}",
         separator="\n\n",
+    )
+)
+register_template(
+    PromptTemplate(
+        # ChatGLM3's role tags.
+        name="chatglm3",
+        user="<|user|>\n{content}<|assistant|>\n",
+        system_format="<|system|>\n{system}",
+        stop="{eos}",
+    )
+)
+register_template(
+    PromptTemplate(
+        # MOSS's turns (fnlp/moss-moon-003-sft): <|Human|> ... <eoh>, <|MOSS|> ... <eom>.
+        name="moss",
+        user="<|Human|>: {content}<eoh>\n<|MOSS|>:",
+        system_format="{system}\n",
+        stop="<eom>{eos}",
+        separator="\n",
     )
 )
 TOKENIZER_TEMPLATE = "tokenizer"
@@ -126,7 +151,7 @@ def render_segments(
     stop = tpl.stop.replace("{eos}", eos)
     input_ = str(record.get("input") or "")
     segments: list[Segment] = []
-    opening = tpl.opening(bool(input_))
+    opening = tpl.opening(bool(input_), str(record.get("system") or ""))
     prompt = opening
     history = _turns(record)
     for i, (user, assistant) in enumerate(history, start=1):
@@ -160,10 +185,11 @@ def _chat_template_segments(
     if record.get("input"):
         user_last = f"{user_last}\n\n{record['input']}"
     pairs = [*_turns(record), (user_last, str(record["output"]))]
+    system = str(record.get("system") or "")
     render: Callable[..., str] = lambda msgs, gen: tokenizer.apply_chat_template(  # noqa: E731
         msgs, tokenize=False, add_generation_prompt=gen
     )
-    messages: list[dict[str, str]] = []
+    messages: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
     segments: list[Segment] = []
     done = ""
     for i, (user, assistant) in enumerate(pairs):

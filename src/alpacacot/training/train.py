@@ -6,8 +6,10 @@ adapter, tokenizer and `training_manifest.json` (rank 0 only).
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
+import math
 import os
 import platform
 from datetime import datetime, timezone
@@ -15,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from alpacacot.training.checkpoints import Resume, completion_callback, resolve_resume
 from alpacacot.training.config import TrainConfig, TrainingError
 from alpacacot.training.data import (
     IGNORE_INDEX,
@@ -25,13 +28,17 @@ from alpacacot.training.data import (
     pack_examples,
     split_records,
 )
+from alpacacot.training.evaluate import RECORD_IDS
 from alpacacot.training.models import (
     MODELS,
     ModelSpec,
     get_spec,
     load_model_for_training,
+    load_tokenizer,
+    require_cuda_for_dtype,
     require_cuda_for_quantization,
 )
+from alpacacot.training.peft_methods import adalora_callback
 from alpacacot.training.prompts import template_names
 
 log = logging.getLogger(__name__)
@@ -60,18 +67,51 @@ def _make_dataset(examples: list[dict[str, Any]]) -> Any:
     return Dataset.from_dict(data)
 
 
-def _resume_arg(value: str | None, output_dir: str) -> str | bool | None:
-    if not value:
-        return None
-    if value.lower() in ("latest", "true", "last"):
-        from transformers.trainer_utils import get_last_checkpoint
+def _peft_summary(model: Any) -> dict[str, Any]:
+    """The adapter's peft config as plain JSON values (what `adapter_config.json` holds)."""
+    config = model.peft_config["default"]
+    out = {}
+    for key, value in config.to_dict().items():
+        if isinstance(value, set):
+            value = sorted(value)
+        try:
+            json.dumps(value)
+        except TypeError:
+            value = str(value)
+        out[key] = value
+    return out
 
-        if not Path(output_dir).is_dir() or get_last_checkpoint(output_dir) is None:
-            raise TrainingError(f"--resume_from_checkpoint {value}: no checkpoint in {output_dir}")
-        return True
-    if not Path(value).is_dir():
-        raise TrainingError(f"--resume_from_checkpoint {value}: no such checkpoint directory")
-    return value
+
+def planned_steps(cfg: TrainConfig, rows: int, world_size: int) -> int:
+    """Optimizer updates this configuration runs (what AdaLoRA's schedule is laid over)."""
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    per_update = cfg.per_gpu_train_batch_size * cfg.gradient_accumulation_steps * world_size
+    return max(1, math.ceil(math.ceil(rows / per_update) * cfg.epochs))
+
+
+def finished(resume: Resume, cfg: TrainConfig) -> bool:
+    """True when the checkpoint already holds every update the run asks for."""
+    target = cfg.max_steps if cfg.max_steps > 0 else resume.max_steps
+    return target > 0 and resume.global_step >= target
+
+
+def _already_finished(resume: Resume, cfg: TrainConfig, output_dir: str) -> dict[str, Any]:
+    """Resuming a finished run: say so, train nothing, write nothing (the adapter stays)."""
+    target = cfg.max_steps if cfg.max_steps > 0 else resume.max_steps
+    log.warning(
+        "nothing to do: %s is at step %d and the run asks for %d updates (--max_steps or "
+        "--epochs); the adapter and manifest in %s are left as they are. Raise --max_steps to "
+        "train further.",
+        resume.checkpoint,
+        resume.global_step,
+        target,
+        output_dir,
+    )
+    path = Path(output_dir) / MANIFEST
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return {"training": {"global_step": resume.global_step, "resumed_from": str(resume.checkpoint)}}
 
 
 def _all_reduce(values: list[int]) -> list[int]:
@@ -130,16 +170,49 @@ class TargetsOnlyLoss:
         return loss / num_items_in_batch
 
 
-def targets_only_loss(model: Any, spec: ModelSpec) -> TargetsOnlyLoss | None:
-    """The loss above when the model supports it (its forward takes `logits_to_keep`), else None."""
+def targets_only_loss(
+    model: Any, spec: ModelSpec, peft_type: str = "lora"
+) -> TargetsOnlyLoss | None:
+    """The loss above when the model supports it (its forward takes `logits_to_keep`), else None.
+
+    LoRA and DoRA only: prompt learning puts virtual tokens in front of the hidden states, and
+    AdaLoRA adds its orthogonality penalty to the model's own loss.
+    """
     import inspect
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    if not spec.targets_only_logits:
+    if not spec.targets_only_logits or peft_type not in ("lora", "dora"):
         return None
     if "logits_to_keep" not in inspect.signature(base.forward).parameters:
         return None
     return TargetsOnlyLoss(base.get_output_embeddings())
+
+
+def epoch_seeded_sampler(lengths: list[int], batch_size: int, seed: int) -> Any:
+    """transformers' length-grouped order, drawn from a generator seeded with (seed, epoch).
+
+    transformers draws it from the global torch RNG at the start of each epoch, whose state then
+    depends on everything the run did before (dropout included); a run resumed in a later epoch
+    draws another order. Seeded per epoch, the order is a function of the seed and the epoch
+    alone, so a resumed run sees exactly the batches of an uninterrupted one, and every process
+    of a distributed run the same permutation.
+    """
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler, get_length_grouped_indices
+
+    class EpochSeededLengthGroupedSampler(LengthGroupedSampler):
+        epoch = 0
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epoch = epoch
+
+        def __iter__(self) -> Any:
+            generator = torch.Generator().manual_seed(seed * 1_000_003 + self.epoch)
+            return iter(
+                get_length_grouped_indices(self.lengths, self.batch_size, generator=generator)
+            )
+
+    return EpochSeededLengthGroupedSampler(batch_size, lengths=list(lengths))
 
 
 def _trainer_class() -> Any:
@@ -159,6 +232,16 @@ def _trainer_class() -> Any:
                 inputs = {**inputs, **TargetsOnlyLoss.model_kwargs()}
             return super().compute_loss(model, inputs, *args, **kwargs)
 
+        def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+            if self.args.train_sampling_strategy != "group_by_length":
+                return super()._get_train_sampler(train_dataset)
+            dataset = train_dataset if train_dataset is not None else self.train_dataset
+            return epoch_seeded_sampler(
+                dataset["length"],
+                self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            )
+
         def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
             train_collator = self.data_collator
             self.data_collator = self.eval_collator
@@ -173,6 +256,7 @@ def _trainer_class() -> Any:
 def run_training(cfg: TrainConfig) -> dict[str, Any]:
     """Train a LoRA adapter as configured; returns the manifest (written by rank 0)."""
     require_cuda_for_quantization(cfg)
+    require_cuda_for_dtype(cfg)
     if not cfg.model_name_or_path:
         raise TrainingError("--model_name_or_path is required (a local directory or a Hub id)")
     spec = get_spec(cfg.model_type)
@@ -187,7 +271,9 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
             "position ids); use the default --group_by_length instead"
         )
     output_dir = cfg.resolved_output_dir()
-    resume = _resume_arg(cfg.resume_from_checkpoint, output_dir)
+    resume = resolve_resume(cfg.resume_from_checkpoint, output_dir)
+    if resume is not None and finished(resume, cfg):
+        return _already_finished(resume, cfg, output_dir)
 
     import torch
     from transformers import TrainingArguments, set_seed
@@ -197,10 +283,9 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     train_records, val_records = split_records(
         recordset.records, cfg.val_set_size, cfg.seed, cfg.max_records
     )
-    model, tokenizer, targets = load_model_for_training(cfg, spec)
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-        model.print_trainable_parameters()
-
+    tokenizer = load_tokenizer(
+        str(cfg.model_name_or_path), spec, trust_remote_code=cfg.trust_remote_code
+    )
     train_examples, train_stats = encode_records(
         train_records, tokenizer, template, cfg.cutoff_len, cfg.train_on_inputs
     )
@@ -219,7 +304,15 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     eval_dataset = _make_dataset(val_examples) if val_examples else None
 
     cuda = torch.cuda.is_available()
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    distributed = world_size > 1
+    total_steps = planned_steps(cfg, len(train_rows), world_size)
+    model, tokenizer, targets = load_model_for_training(
+        cfg, spec, tokenizer=tokenizer, total_steps=total_steps
+    )
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        model.print_trainable_parameters()
+    dtype = cfg.compute_dtype
     sampling = "group_by_length" if cfg.group_by_length and not cfg.packing else "random"
     args = TrainingArguments(
         output_dir=output_dir,
@@ -242,8 +335,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         report_to=[] if cfg.report_to in ("none", "") else cfg.report_to.split(","),
         train_sampling_strategy=sampling,
         remove_unused_columns=False,
-        bf16=cuda and torch.cuda.is_bf16_supported() and not cfg.load_in_8bit,
-        fp16=cuda and not torch.cuda.is_bf16_supported(),
+        bf16=cuda and (dtype == "bf16" or (dtype is None and torch.cuda.is_bf16_supported())),
+        fp16=cuda and (dtype == "fp16" or (dtype is None and not torch.cuda.is_bf16_supported())),
         use_cpu=not cuda,
         ddp_backend=("nccl" if cuda else "gloo") if distributed else None,
         ddp_find_unused_parameters=False if distributed else None,
@@ -260,10 +353,13 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
         processing_class=tokenizer,
-        callbacks=[recorder],
-        compute_loss_func=targets_only_loss(model, spec),
+        callbacks=[recorder, completion_callback()]
+        + ([adalora_callback()] if cfg.peft_type == "adalora" else []),
+        compute_loss_func=targets_only_loss(model, spec, cfg.peft_type),
     )
-    result = trainer.train(resume_from_checkpoint=resume)
+    if resume is not None:
+        log.info("resuming from %s (step %d)", resume.checkpoint, resume.global_step)
+    result = trainer.train(resume_from_checkpoint=str(resume.checkpoint) if resume else None)
     real, total = _all_reduce([collator.real_tokens, collator.total_tokens])
     share = real / total if total else None
     if share is not None:
@@ -288,6 +384,11 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         },
         "arguments": cfg.to_dict(),
         "prompt_template": template,
+        "peft": {
+            "type": cfg.peft_type,
+            "config": _peft_summary(model),
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        },
         "lora_target_modules": targets,
         "data": {
             "inputs": recordset.inputs,
@@ -311,7 +412,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
         "training": {
             "global_step": trainer.state.global_step,
             "first_step_this_run": recorder.first_step,
-            "resumed_from": str(resume) if resume else None,
+            "resumed_from": str(resume.checkpoint) if resume else None,
+            "resumed_at_step": resume.global_step if resume else None,
             "train_loss": result.training_loss,
             "loss_history": [
                 [h["step"], h["loss"]] for h in trainer.state.log_history if "loss" in h
@@ -325,5 +427,8 @@ def run_training(cfg: TrainConfig) -> dict[str, Any]:
     if trainer.is_world_process_zero():
         path = Path(output_dir) / MANIFEST
         path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        # The ids themselves (sorted, gzip): `eval` checks them against curation's contamination.
+        ids = "\n".join(sorted(set(used_ids))).encode("utf-8")
+        (Path(output_dir) / RECORD_IDS).write_bytes(gzip.compress(ids, mtime=0))
         log.info("adapter, tokenizer and %s written to %s", MANIFEST, output_dir)
     return manifest
