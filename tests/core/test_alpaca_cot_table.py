@@ -124,8 +124,8 @@ def test_each_new_entry_maps_its_documented_layout(key):
 def test_xp3_builds_english_and_chinese_unless_told_otherwise():
     entry = CATALOG.datasets["xp3"]
     assert len(entry.subset_names()) == 46
-    assert [sf.location for sf in entry.files()] == ["en/*.jsonl", "zh/*.jsonl"]
+    assert [sf.location for sf in entry.files()] == ["en/merged_en.jsonl", "zh/merged_zh.jsonl"]
     french = entry.with_subsets(["fr"])
-    assert [sf.location for sf in french.files()] == ["fr/*.jsonl"]
+    assert [sf.location for sf in french.files()] == ["fr/merged_fr.jsonl"]
     with pytest.raises(CatalogError, match="has no subset 'klingon'"):
         entry.with_subsets(["klingon"])

@@ -34,16 +34,8 @@ UNPINNED_BUNDLED |= {  # breadth-a, entries without a real excerpt (`no_sample:`
     "sharegpt52k",
     "prosocial_dialog",
 }
-UNPINNED_BUNDLED |= {  # breadth-c, the rest of Alpaca-CoT's table (coig and gpt4tools are pinned)
-    "xp3",
-    "flan_muffin",
-    "firefly_full",
-    "guanaco",
-    "instinwild",
-    "swype_instruct",
-    "news_commentary",
-    "cot_zh",
-}
+# breadth-c, the rest of Alpaca-CoT's table: the others are pinned to Hub commits (or a sha256)
+UNPINNED_BUNDLED |= {"firefly_full", "guanaco", "instinwild"}
 ROWS = [{"instruction": f"Add {n} and {n}.", "input": "", "output": str(2 * n)} for n in range(10)]
 ROWS_BYTES = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
 ROWS_SHA = hashlib.sha256(ROWS_BYTES).hexdigest()
