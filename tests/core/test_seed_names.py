@@ -31,6 +31,8 @@ BELLE = ["belle_0_5m", "belle_1m", "belle_2m", "belle_school_math", "multiturn_c
         ("multiturn_chat", ["multiturn_chat"]),
         ("gpt4all", ["gpt4all"]),
         ("alpaca-belle1.5m", ["alpaca", "belle_0_5m", "belle_1m"]),
+        ("cot_zh", ["cot_zh"]),
+        ("cot-cot_zh", ["cot", "cot_zh"]),
     ],
 )
 def test_every_seed_name_resolves(name, keys):

@@ -34,6 +34,8 @@ UNPINNED_BUNDLED |= {  # breadth-a, entries without a real excerpt (`no_sample:`
     "sharegpt52k",
     "prosocial_dialog",
 }
+# breadth-c, the rest of Alpaca-CoT's table: the others are pinned to Hub commits (or a sha256)
+UNPINNED_BUNDLED |= {"firefly_full", "guanaco", "instinwild"}
 ROWS = [{"instruction": f"Add {n} and {n}.", "input": "", "output": str(2 * n)} for n in range(10)]
 ROWS_BYTES = "".join(json.dumps(r) + "\n" for r in ROWS).encode()
 ROWS_SHA = hashlib.sha256(ROWS_BYTES).hexdigest()
