@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from alpacacot.errors import AlpacacotError
@@ -33,18 +34,27 @@ CatalogOpt = Annotated[
         dir_okay=False,
     ),
 ]
+AllowOutsideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside-catalog",
+        help="Let the catalog's local paths (source, files, sample) point outside its folder, "
+        "for a catalog you trust. Special files (/proc, /sys, /dev) stay refused.",
+    ),
+]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: a message quoting a rule such as [a-z0-9_] would otherwise lose it as rich markup
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
-def load_catalog_or_exit(path: Path | None):
+def load_catalog_or_exit(path: Path | None, allow_outside: bool = False):
     from alpacacot.catalog import load_catalog
 
     try:
-        return load_catalog(path)
+        return load_catalog(path, allow_outside=allow_outside)
     except AlpacacotError as exc:
         raise fail(str(exc)) from None
 
@@ -121,6 +131,7 @@ def build(
             "--max-shard-mb", min=1, help="Bound on the text held by one parquet shard, in MB."
         ),
     ] = 256,
+    allow_outside: AllowOutsideOpt = False,
 ) -> None:
     """Regenerate the unified collection: parquet shards, manifest.json, rejects/ and README.md."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -132,7 +143,7 @@ def build(
 
     if lang_backend not in BACKENDS:
         raise fail(f"--lang-backend must be one of {', '.join(BACKENDS)}, not {lang_backend!r}")
-    cat = load_catalog_or_exit(catalog)
+    cat = load_catalog_or_exit(catalog, allow_outside)
     try:
         resolved: list[str] = []
         for name in keys or list(cat.datasets):
@@ -228,7 +239,9 @@ def build(
             table.add_row(key, "", "", "", "", "", status)
     Console().print(table)
     for key, message in report.failed.items():
-        console.print(f"[bold red]{key} failed:[/] {message}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]{key} failed:[/] {escape(message)}", highlight=False, soft_wrap=True
+        )
     if report.failed:
         raise typer.Exit(1)
 
@@ -290,16 +303,17 @@ def validate(
             "--strict", help="Also fail on unpinned sources that carry an `unpinned:` reason."
         ),
     ] = False,
+    allow_outside: AllowOutsideOpt = False,
 ) -> None:
     """Check the catalog and schemas, and that every entry's sample normalizes cleanly."""
     from alpacacot.validate import validate_catalog
 
-    cat = load_catalog_or_exit(catalog)
+    cat = load_catalog_or_exit(catalog, allow_outside)
     problems, notes = validate_catalog(cat, keys or None, strict=strict)
     for note in notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for problem in problems:
-        console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     checked = len(keys or cat.datasets)
     if problems:
         console.print(f"[bold red]{len(problems)} problem(s)[/] in {checked} entries of {cat.path}")
@@ -315,7 +329,7 @@ def main() -> None:
     try:
         app()
     except AlpacacotError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

@@ -63,7 +63,7 @@ def collect_file(
     """Make one upstream file available locally and verify it."""
     cache_dir = cache_dir or default_cache_dir()
     if sf.kind == "local":
-        path = catalog.local_path(sf.location)
+        path = catalog.local_path(sf.location, f"datasets/{key}: local file")
         if not path.is_file():
             raise CollectError(
                 f"dataset {key!r}: local file {sf.location} not found (looked for {path}; "
