@@ -326,6 +326,9 @@ register_training(app)
 
 
 def main() -> None:
+    from alpacacot.collectors.url import install_sigterm_cleanup
+
+    install_sigterm_cleanup()  # downloads in collector threads leave no .part file on SIGTERM
     try:
         app()
     except AlpacacotError as exc:
