@@ -26,6 +26,19 @@ def load_json_schema(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+@cache
+def fast_catalog_validator() -> Any:
+    """The catalog schema compiled by fastjsonschema (a 5 MB catalog: ~1 s instead of jsonschema's
+    ~15 s), or None where it cannot compile it. Only a valid catalog takes this path: one that
+    fails is checked again by jsonschema, whose messages name every problem."""
+    try:
+        import fastjsonschema
+
+        return fastjsonschema.compile(load_json_schema("catalog"))
+    except Exception:  # noqa: BLE001 - a schema it cannot compile: jsonschema alone
+        return None
+
+
 @dataclass(frozen=True)
 class SourceFile:
     """One upstream file of a dataset."""
@@ -211,8 +224,18 @@ def load_catalog(path: str | Path | None = None, *, allow_outside: bool = False)
             f"{path}: a catalog is a mapping with `datasets:` (and optional `mixes:`)"
         )
     check_names(path, data)
+    fast = fast_catalog_validator()
+    valid = False
+    if fast is not None:
+        try:
+            fast(data)  # the schema sets no `default`, so `data` is left as it is
+            valid = True
+        except Exception:  # noqa: BLE001 - JsonSchemaValueException: jsonschema words it below
+            pass
     validator = jsonschema.Draft202012Validator(load_json_schema("catalog"))
-    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    errors = (
+        [] if valid else sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    )
     if errors:
         lines = []
         for err in errors[:10]:

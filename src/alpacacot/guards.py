@@ -95,12 +95,16 @@ def load_yaml(data: bytes) -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        extra = expanded_nodes(node) - distinct_nodes(node)
-        if extra > MAX_ALIAS_NODES:
-            raise CatalogError(
-                f"its aliases (*name) expand to {extra:,}+ more nodes, over the limit of "
-                f"{MAX_ALIAS_NODES:,}; write the repeated parts out, or use fewer aliases"
-            )
+        # Without an `&` byte there is no anchor, so no alias: skip the walk (a third of the time
+        # of a large catalog).
+        if b"&" in data:
+            size: dict[int, int] = {}
+            extra = expanded_nodes(node, size) - len(size)
+            if extra > MAX_ALIAS_NODES:
+                raise CatalogError(
+                    f"its aliases (*name) expand to {extra:,}+ more nodes, over the limit of "
+                    f"{MAX_ALIAS_NODES:,}; write the repeated parts out, or use fewer aliases"
+                )
         return loader.construct_document(node)
     finally:
         loader.dispose()
@@ -114,23 +118,13 @@ def _children(node: yaml.Node) -> list[yaml.Node]:
     return []
 
 
-def distinct_nodes(root: yaml.Node) -> int:
-    """How many node objects the composed document holds (an alias reuses its anchor's node)."""
-    seen = {id(root)}
-    stack = [root]
-    while stack:
-        for child in _children(stack.pop()):
-            if id(child) not in seen:
-                seen.add(id(child))
-                stack.append(child)
-    return len(seen)
-
-
-def expanded_nodes(root: yaml.Node, cap: int = 10 * MAX_ALIAS_NODES + MAX_CATALOG_BYTES) -> int:
-    """How many nodes the document has once every alias is expanded, counted without expanding
-    (each node's size is computed once); stops counting past `cap`. A node that contains itself
-    (`&a [*a]`) is refused."""
-    size: dict[int, int] = {}
+def expanded_nodes(
+    root: yaml.Node, size: dict[int, int], cap: int = 10 * MAX_ALIAS_NODES + MAX_CATALOG_BYTES
+) -> int:
+    """How many nodes the document has once every alias is expanded, counted without expanding:
+    each node's expanded size is computed once, into `size` (keyed by id: `len(size)` is then the
+    number of distinct nodes); counts stop at `cap`. A node that contains itself (`&a [*a]`) is
+    refused."""
     open_: set[int] = set()
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
     while stack:
