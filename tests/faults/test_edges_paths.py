@@ -152,3 +152,29 @@ def test_the_bundled_catalog_and_its_samples_stay_inside_the_package():
     assert samples
     for sf in samples:
         assert catalog.local_path(sf.location).is_relative_to(root)
+
+
+def test_new_with_a_file_outside_the_folder_says_the_flag_it_needs(tmp_path):
+    """`new --path FILE` is the user's own choice: the entry is written, and the next steps say
+    `--allow-outside-catalog`, which build then needs."""
+    upstream = tmp_path / "downloads" / "dolly.jsonl"
+    upstream.parent.mkdir()
+    rows = [
+        {"instruction": f"Question {i}?", "context": "", "response": f"Answer {i}."}
+        for i in range(5)
+    ]
+    upstream.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    catalog = tmp_path / "project" / "catalog.yaml"
+    created = run_cli(
+        "new", "dolly", "--format", "jsonl", "--path", upstream, "--catalog", catalog,
+        "--fields", "instruction=instruction,input=context,output=response",
+        "--license", "cc-by-sa-3.0", "--language", "en", "--gen", "HG",
+        "--description", "Dolly-style questions",
+    )  # fmt: skip
+    assert "build --allow-outside-catalog" in created.output
+    out = tmp_path / "out"
+    refused = run_cli("build", "--catalog", catalog, "--out", out, ok=False)
+    assert "datasets/dolly/source.path" in refused.output
+    run_cli("build", "--catalog", catalog, "--out", out, "--allow-outside-catalog")
+    manifest = json.loads((out / "manifest.json").read_text("utf-8"))
+    assert manifest["sources"]["dolly"]["counts"]["written"] == 5
