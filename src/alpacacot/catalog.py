@@ -278,7 +278,11 @@ def load_catalog(path: str | Path | None = None, *, allow_outside: bool = False)
                 f"{path}: datasets/{entry.key}/source: a Hub source needs `repo:` (on the source, "
                 "or on every file)"
             )
-        check_locations(catalog, entry)
+        check_locations(catalog, f"datasets/{entry.key}", entry.raw)
+    for key, raw in (data.get("benchmarks") or {}).items():
+        # evaluation sets (branch curation) name files the same way: the same rules
+        if isinstance(raw, dict) and isinstance(raw.get("source"), dict):
+            check_locations(catalog, f"benchmarks/{key}", raw)
     for mix in mixes:
         if mix in datasets:
             raise CatalogError(f"{path}: mix {mix!r} has the same name as a dataset key")
@@ -289,7 +293,11 @@ def load_catalog(path: str | Path | None = None, *, allow_outside: bool = False)
 def check_names(path: Path, data: dict[str, Any]) -> None:
     """Every dataset key and mix name matches its rule in full and fits MAX_KEY_LENGTH; checked
     before the schema, whose error would not say the length limit."""
-    sections = (("datasets", guards.KEY_RULE, "dataset key"), ("mixes", guards.MIX_RULE, "mix"))
+    sections = (
+        ("datasets", guards.KEY_RULE, "dataset key"),
+        ("mixes", guards.MIX_RULE, "mix"),
+        ("benchmarks", guards.KEY_RULE, "benchmark key"),
+    )
     for section, rule, what in sections:
         names = data.get(section)
         if not isinstance(names, dict):
@@ -299,12 +307,12 @@ def check_names(path: Path, data: dict[str, Any]) -> None:
                 raise CatalogError(f"{path}: {section}: {problem}")
 
 
-def check_locations(catalog: Catalog, entry: DatasetEntry) -> None:
-    """Each file the entry names is safe to use: local paths confined (`guards.confine_path`), Hub
-    repo ids, revisions and file names valid, URLs http(s)."""
-    src = entry.raw["source"]
-    kind = src["kind"]
-    base = f"datasets/{entry.key}"
+def check_locations(catalog: Catalog, base: str, raw: dict[str, Any]) -> None:
+    """Each file the entry `raw` (a dataset, or a benchmark) names is safe to use: local paths
+    confined (`guards.confine_path`), Hub repo ids, revisions and file names valid, URLs http(s).
+    `base` names the entry in errors (`datasets/<key>`)."""
+    src = raw["source"]
+    kind = src.get("kind")
     fields: list[tuple[str, Any]] = []  # (field, value) pairs naming a file
     for name in ("path", "url"):
         if name in src:
@@ -323,14 +331,16 @@ def check_locations(catalog: Catalog, entry: DatasetEntry) -> None:
         if n in src and (problem := check(src[n])):
             raise CatalogError(f"{catalog.path}: {base}/source.{n}: {problem}")
     for field_name, value in fields:
-        if kind == "local":
-            catalog.local_path(value, f"{base}/{field_name}")
-        elif kind == "hf":
+        if kind == "hf":
             if problem := guards.hub_file_problem(value):
                 raise CatalogError(f"{catalog.path}: {base}/{field_name}: {problem}")
-        elif not (isinstance(value, str) and value.startswith(("https://", "http://"))):
-            raise CatalogError(
-                f"{catalog.path}: {base}/{field_name}: {value!r} is not an http(s) URL"
-            )
-    for i, location in enumerate(entry.sample):
+        elif kind == "url":
+            if not (isinstance(value, str) and value.startswith(("https://", "http://"))):
+                raise CatalogError(
+                    f"{catalog.path}: {base}/{field_name}: {value!r} is not an http(s) URL"
+                )
+        else:  # local, or a kind this code does not know: treated as a local path
+            catalog.local_path(value, f"{base}/{field_name}")
+    sample = raw.get("sample") or []
+    for i, location in enumerate([sample] if isinstance(sample, str) else sample):
         catalog.local_path(location, f"{base}/sample[{i}]")

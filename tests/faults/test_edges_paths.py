@@ -178,3 +178,17 @@ def test_new_with_a_file_outside_the_folder_says_the_flag_it_needs(tmp_path):
     run_cli("build", "--catalog", catalog, "--out", out, "--allow-outside-catalog")
     manifest = json.loads((out / "manifest.json").read_text("utf-8"))
     assert manifest["sources"]["dolly"]["counts"]["written"] == 5
+
+
+def test_benchmark_entries_are_held_to_the_same_rules(layout):
+    """`benchmarks:` (evaluation sets, pinned like a dataset source) name files the same way."""
+    from alpacacot.catalog import check_locations
+
+    catalog = load_catalog(_catalog(layout))
+    benchmark = {"source": {"kind": "local", "path": "data/ok.jsonl"}, "sample": "data/ok.jsonl"}
+    check_locations(catalog, "benchmarks/gsm8k_test", benchmark)
+    with pytest.raises(CatalogError, match=r"benchmarks/gsm8k_test/sample\[0\]: '../secret.env'"):
+        check_locations(catalog, "benchmarks/gsm8k_test", {**benchmark, "sample": "../secret.env"})
+    hub = {"source": {"kind": "hf", "repo": "openai/gsm8k", "files": ["../main/test.parquet"]}}
+    with pytest.raises(CatalogError, match=r"benchmarks/gsm8k_test/source.files\[0\]"):
+        check_locations(catalog, "benchmarks/gsm8k_test", hub)

@@ -113,7 +113,8 @@ def _alive(pid: int) -> bool:
 
 
 def _on_sigterm(signum, frame) -> None:  # noqa: ANN001 - a signal handler's signature
-    with _parts_lock:
+    # A forked worker inherits the handler and a copy of the set: the files are its parent's.
+    if os.getpid() == _installed_by:
         for part in list(_open_parts):
             try:
                 os.unlink(part)
@@ -128,18 +129,21 @@ def _on_sigterm(signum, frame) -> None:  # noqa: ANN001 - a signal handler's sig
 
 
 _previous_handler: object = None
+_installed_by = 0  # the pid that installed the handler
 
 
 def install_sigterm_cleanup() -> None:
     """Remove this process's `.part` files on SIGTERM (then die of it, or run the previous handler).
     Only the main thread may install a handler; elsewhere this does nothing."""
-    global _previous_handler
+    global _previous_handler, _installed_by
     if threading.current_thread() is not threading.main_thread():
         return
     current = signal.getsignal(signal.SIGTERM)
-    if current is _on_sigterm:
+    if current is _on_sigterm and _installed_by == os.getpid():
         return
-    _previous_handler = current if callable(current) else None
+    if current is not _on_sigterm:
+        _previous_handler = current if callable(current) else None
+    _installed_by = os.getpid()
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
