@@ -74,9 +74,10 @@ class UniqueKeyLoader(_BaseLoader):
 def read_catalog_bytes(path: Path) -> bytes:
     """The catalog's bytes, refusing a file over MAX_CATALOG_BYTES before reading it whole."""
     try:
+        # stat before open: opening a FIFO would wait for a writer
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise CatalogError(f"catalog {path} is not a regular file")
         with open(path, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                raise CatalogError(f"catalog {path} is not a regular file")
             data = fh.read(MAX_CATALOG_BYTES + 1)
     except OSError as exc:
         raise CatalogError(f"cannot read catalog {path}: {exc.strerror}") from exc

@@ -99,3 +99,12 @@ def test_deep_nesting_is_a_clear_error(tmp_path):
     path.write_text("version: 1\ndatasets: " + "[" * 50_000 + "]" * 50_000 + "\n")
     with pytest.raises(CatalogError, match="not valid YAML"):
         load_catalog(path)
+
+
+def test_a_catalog_that_is_a_fifo_is_refused_without_waiting(tmp_path):
+    import os
+
+    path = tmp_path / "catalog.yaml"
+    os.mkfifo(path)
+    with pytest.raises(CatalogError, match="not a regular file"):
+        load_catalog(path)
