@@ -247,6 +247,10 @@ def _fetch_with_retries(url: str, out, stall: float, deadline: float, deadline_s
                     stalled=False,
                 ) from exc
             if attempt == MAX_RETRIES:
+                if isinstance(exc, httpx2.TimeoutException):
+                    raise DownloadTooSlow(
+                        f"{_reason(exc, stall)}, {MAX_RETRIES + 1} times", stalled=True
+                    ) from exc
                 raise
             log.warning("%s: %s; retrying in %.1fs", url, _reason(exc, stall), wait)
             time.sleep(wait)
