@@ -165,7 +165,7 @@ def name_problem(name: Any, rule: re.Pattern[str], what: str) -> str | None:
     if not rule.fullmatch(name):
         return (
             f"{what} {name!r} is not a valid name: use lowercase letters, digits and "
-            f"underscores{' and dashes' if '-' in shown else ''}, starting with a letter or digit "
+            f"underscores{' and dashes' if '_-]' in shown else ''}, starting with a letter or digit "
             f"(the rule is {shown})"
         )
     return None

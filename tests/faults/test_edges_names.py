@@ -32,7 +32,15 @@ def _refused(tmp_path, datasets, *words, **top) -> str:
 
 
 def test_a_key_with_a_final_newline_is_refused(tmp_path):
-    _refused(tmp_path, {"abc\n": entry(HUB)}, "dataset key", "'abc\\n'", "[a-z0-9][a-z0-9_]*")
+    message = _refused(
+        tmp_path, {"abc\n": entry(HUB)}, "dataset key", "'abc\\n'", "[a-z0-9][a-z0-9_]*"
+    )
+    assert "digits and underscores," in message  # no dashes in a dataset key
+
+
+def test_a_mix_name_may_hold_dashes(tmp_path):
+    message = _refused(tmp_path, {"a": entry(HUB)}, "[a-z0-9][a-z0-9_-]*", mixes={"Mix": ["a"]})
+    assert "underscores and dashes" in message
 
 
 @pytest.mark.parametrize("length", [65, 250, 300])
