@@ -217,6 +217,8 @@ def load_catalog(path: str | Path | None = None, *, allow_outside: bool = False)
         data = guards.load_yaml(data_bytes)
     except yaml.YAMLError as exc:
         raise CatalogError(f"{path}: not valid YAML: {exc}") from exc
+    except RecursionError:  # pure-Python PyYAML (no libyaml) on a deeply nested document
+        raise CatalogError(f"{path}: not valid YAML: nested too deeply") from None
     except CatalogError as exc:
         raise CatalogError(f"{path}: {exc}") from None
     if not isinstance(data, dict):

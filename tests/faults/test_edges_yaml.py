@@ -108,3 +108,14 @@ def test_a_catalog_that_is_a_fifo_is_refused_without_waiting(tmp_path):
     os.mkfifo(path)
     with pytest.raises(CatalogError, match="not a regular file"):
         load_catalog(path)
+
+
+def test_deep_nesting_without_libyaml_is_a_clear_error(tmp_path, monkeypatch):
+    """Where PyYAML has no libyaml, its Python composer recurses: still a CatalogError."""
+    from alpacacot import guards
+
+    monkeypatch.setattr(guards, "UniqueKeyLoader", yaml.SafeLoader)
+    path = tmp_path / "catalog.yaml"
+    path.write_text("version: 1\ndatasets: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    with pytest.raises(CatalogError, match="not valid YAML: nested too deeply"):
+        load_catalog(path)
