@@ -20,12 +20,13 @@ from pathlib import Path
 from threading import Thread
 
 import pytest
-from edges_support import entry, isolated, run_cli, write_catalog  # noqa: F401 - a fixture
-from trickle_server import TrickleServer
 
 from alpacacot.catalog import SourceFile
 from alpacacot.collectors.url import cache_path, fetch_url
 from alpacacot.errors import CollectError
+
+from .edges_support import entry, isolated, run_cli, write_catalog  # noqa: F401 - a fixture
+from .trickle_server import TrickleServer
 
 pytestmark = pytest.mark.usefixtures("isolated", "loopback")
 

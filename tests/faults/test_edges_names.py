@@ -9,10 +9,11 @@ key-pattern error printed `'^*$'` (rich took `[a-z0-9]` for markup).
 from __future__ import annotations
 
 import pytest
-from edges_support import entry, isolated, run_cli, write_catalog  # noqa: F401 - a fixture
 
 from alpacacot.catalog import load_catalog
 from alpacacot.errors import CatalogError
+
+from .edges_support import entry, isolated, run_cli, write_catalog  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

@@ -11,10 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
-from edges_support import entry, isolated, run_cli, write_catalog  # noqa: F401 - a fixture
 
 from alpacacot.catalog import PACKAGE_CATALOG, load_catalog
 from alpacacot.errors import CatalogError
+
+from .edges_support import entry, isolated, run_cli, write_catalog  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("isolated")
 

@@ -11,7 +11,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from edges_support import isolated, run_cli  # noqa: F401 - a fixture
+
+from .edges_support import isolated, run_cli  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("isolated", "dead_hub")
 

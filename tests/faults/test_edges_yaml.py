@@ -10,11 +10,12 @@ import json
 
 import pytest
 import yaml
-from edges_support import entry, isolated, run_cli, write_catalog  # noqa: F401 - a fixture
 
 from alpacacot import guards
 from alpacacot.catalog import load_catalog
 from alpacacot.errors import CatalogError
+
+from .edges_support import entry, isolated, run_cli, write_catalog  # noqa: F401 - a fixture
 
 pytestmark = pytest.mark.usefixtures("isolated")
 
