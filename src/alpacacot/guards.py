@@ -35,7 +35,7 @@ MAX_ALIAS_NODES = 100_000
 MAX_KEY_LENGTH = 64
 
 KEY_RULE = re.compile(r"[a-z0-9][a-z0-9_]*")
-MIX_RULE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+MIX_RULE = re.compile(r"[a-z0-9][a-z0-9_.-]*")  # mixes may hold `.` (belle1.5m)
 # The Hub's own rule for repo ids (letters, digits, `._-`, no `--` or `..`, at most 96 characters
 # per part), with the owner required: a dataset repo is always `owner/name` on today's Hub.
 REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -163,10 +163,10 @@ def name_problem(name: Any, rule: re.Pattern[str], what: str) -> str | None:
             f"{what} {name[:20]!r}... is {len(name)} characters long; the limit is {MAX_KEY_LENGTH}"
         )
     if not rule.fullmatch(name):
+        also = " (dots and dashes too)" if rule is MIX_RULE else ""
         return (
             f"{what} {name!r} is not a valid name: use lowercase letters, digits and "
-            f"underscores{' and dashes' if '_-]' in shown else ''}, starting with a letter or digit "
-            f"(the rule is {shown})"
+            f"underscores{also}, starting with a letter or digit (the rule is {shown})"
         )
     return None
 

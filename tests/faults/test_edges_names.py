@@ -39,9 +39,11 @@ def test_a_key_with_a_final_newline_is_refused(tmp_path):
     assert "digits and underscores," in message  # no dashes in a dataset key
 
 
-def test_a_mix_name_may_hold_dashes(tmp_path):
-    message = _refused(tmp_path, {"a": entry(HUB)}, "[a-z0-9][a-z0-9_-]*", mixes={"Mix": ["a"]})
-    assert "underscores and dashes" in message
+def test_a_mix_name_may_hold_dots_and_dashes(tmp_path):
+    message = _refused(tmp_path, {"a": entry(HUB)}, "[a-z0-9][a-z0-9_.-]*", mixes={"Mix": ["a"]})
+    assert "(dots and dashes too)" in message
+    catalog = _load(tmp_path, {"a": entry(HUB), "b": entry(HUB)}, mixes={"a1.5m": ["a", "b"]})
+    assert catalog.resolve("a1.5m") == ["a", "b"]
 
 
 @pytest.mark.parametrize("length", [65, 250, 300])
