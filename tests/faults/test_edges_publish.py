@@ -140,3 +140,17 @@ def test_a_source_folder_that_is_a_symlink_is_refused(collection, tmp_path):
     (collection / "alpaca").rename(real)
     (collection / "alpaca").symlink_to(real)
     assert "is a symbolic link" in _dry_run(collection, ok=False).output
+
+
+def test_stats_and_export_read_only_declared_shards(collection, tmp_path):
+    """`stats` writes stats.png, which publish uploads; `export` writes training files: a manifest
+    naming a parquet file outside the folder makes both stop."""
+    import shutil
+
+    outside = tmp_path / "someone-elses.parquet"
+    shutil.copy(collection / "alpaca" / "train-00000-of-00001.parquet", outside)
+    _tamper(collection, shard_path=str(outside))
+    for command in (["stats", collection], ["export", collection, "--to", "jsonl"]):
+        result = run_cli(*command, ok=False)
+        assert "not a file a build writes" in result.output, command
+    assert not (collection / "stats.png").exists()

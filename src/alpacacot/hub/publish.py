@@ -18,7 +18,7 @@ from typing import Any
 
 from alpacacot.card import REPO_PLACEHOLDER, STATS_FIGURE, render_card
 from alpacacot.errors import AlpacacotError
-from alpacacot.hub.collection import MANIFEST, read_manifest
+from alpacacot.hub.collection import MANIFEST, declared_file, read_manifest
 
 # Remote paths a build owns: deleted when the build no longer has them. Anything else in the repo
 # (.gitattributes, hand-written files) is left alone.
@@ -26,14 +26,9 @@ MANAGED = re.compile(
     r"^(?:[a-z0-9][a-z0-9_]*/train-\d+-of-\d+\.parquet|rejects/[a-z0-9][a-z0-9_]*\.jsonl"
     rf"|{re.escape(STATS_FIGURE)})$"
 )
-# The only files a collection folder may upload (docs/THREAT_MODEL.md): the card, the manifest,
-# the stats figure, and what the manifest declares under these names. Anything else in the folder
-# (notes, .env files, a stray parquet) is never read; a declared path that climbs out of the folder
-# or is a symbolic link is refused.
-KEY = r"[a-z0-9][a-z0-9_]{0,63}"
-DECLARED = re.compile(
-    rf"^(?:{KEY}/train-\d+-of-\d+\.parquet|rejects/{KEY}\.jsonl|curation/{KEY}\.parquet)$"
-)
+# Besides the shards and rejects the manifest declares (`collection.declared_file`), the files
+# publish uploads; nothing else in the folder is ever read (docs/THREAT_MODEL.md).
+UPLOADED_AS_IS = (MANIFEST, STATS_FIGURE, "README.md")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 SUMMARY_KEYS = 6  # sources named in the commit summary before "+N more"
 
@@ -108,7 +103,7 @@ def local_files(
     files: dict[str, LocalFile] = {}
 
     def add(rel: str, expected_sha256: str | None = None, owner: str | None = None) -> None:
-        path = declared_file(out_dir, rel, owner)
+        path = declared_file(out_dir, rel, owner, fixed=UPLOADED_AS_IS)
         if not path.is_file():
             raise PublishError(f"{path} is listed in {MANIFEST} but missing: rebuild {out_dir}.")
         if progress:
@@ -135,41 +130,14 @@ def local_files(
                 )
             add(shard.get("path"), shard["sha256"], key)
         rejects = source.get("rejects")
-        if rejects and declared_file(out_dir, rejects, key).is_file():
+        if rejects and declared_file(out_dir, rejects, key, fixed=UPLOADED_AS_IS).is_file():
             add(rejects, owner=key)
     return files
 
 
-def declared_file(out_dir: Path, rel: object, key: str | None = None) -> Path:
-    """`out_dir / rel`, when `rel` is a name a build writes (for source `key`: `key/train-*` or
-    `rejects/key.jsonl`), inside `out_dir` and not a symbolic link. A collection folder may come from
-    someone else: its manifest must not make publish upload any other file."""
-    where = f"{out_dir / MANIFEST}" + (f": sources/{key}" if key else "")
-    fixed = rel in (MANIFEST, STATS_FIGURE, "README.md")
-    owned = (
-        not key
-        or not isinstance(rel, str)
-        or rel.startswith(f"{key}/")
-        or rel in (f"rejects/{key}.jsonl", f"curation/{key}.parquet")
-    )
-    if not isinstance(rel, str) or not (fixed or DECLARED.match(rel)) or not owned:
-        raise PublishError(
-            f"{where}: {rel!r} is not a file a build writes; publish uploads only README.md, "
-            f"{MANIFEST}, {STATS_FIGURE}, <key>/train-NNNNN-of-NNNNN.parquet, rejects/<key>.jsonl "
-            f"and curation/<name>.parquet. Rebuild {out_dir}."
-        )
-    path = out_dir / rel
-    if os.path.lexists(path) and path.resolve() != out_dir.resolve() / rel:
-        raise PublishError(
-            f"{where}: {rel} is a symbolic link (to {path.resolve()}); publish uploads only the "
-            f"files the build wrote inside {out_dir}. Rebuild {out_dir}."
-        )
-    return path
-
-
 def _card_bytes(out_dir: Path, manifest: dict[str, Any], repo_id: str) -> bytes:
     """The card as uploaded: the build's README.md with the real repo id in its examples."""
-    card = declared_file(out_dir, "README.md")
+    card = declared_file(out_dir, "README.md", fixed=UPLOADED_AS_IS)
     if card.is_file():
         text = card.read_text(encoding="utf-8")
     else:
