@@ -154,3 +154,17 @@ def test_stats_and_export_read_only_declared_shards(collection, tmp_path):
         result = run_cli(*command, ok=False)
         assert "not a file a build writes" in result.output, command
     assert not (collection / "stats.png").exists()
+
+
+def test_load_reads_only_declared_shards(collection, tmp_path):
+    import shutil
+
+    import alpacacot
+    from alpacacot.errors import AlpacacotError
+
+    assert len(alpacacot.load("alpaca", collection)) > 0
+    outside = tmp_path / "someone-elses.parquet"
+    shutil.copy(collection / "alpaca" / "train-00000-of-00001.parquet", outside)
+    _tamper(collection, shard_path=f"alpaca/../../{outside.name}")
+    with pytest.raises(AlpacacotError, match="not a file a build writes"):
+        alpacacot.load("alpaca", collection)

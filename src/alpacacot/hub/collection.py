@@ -61,14 +61,9 @@ def select_keys(manifest: dict[str, Any], keys: list[str] | None) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
-def declared_file(
-    out_dir: Path, rel: object, key: str | None = None, fixed: tuple[str, ...] = ()
-) -> Path:
-    """`out_dir / rel`, when `rel` is a name a build writes (for source `key`: `key/train-*.parquet`
-    or `rejects/key.jsonl`; or one of `fixed`), inside `out_dir` and not through a symbolic link.
-    A collection folder may come from someone else: its manifest must not name any other file."""
-    out_dir = Path(out_dir)
-    where = f"{out_dir / MANIFEST}" + (f": sources/{key}" if key else "")
+def declared_name(rel: object, key: str | None, fixed: tuple[str, ...], where: str) -> str:
+    """`rel` when it is a name a build writes (for source `key`: `key/train-*.parquet` or
+    `rejects/key.jsonl`; or one of `fixed`), else a CollectionError naming `where`."""
     owned = (
         not key
         or not isinstance(rel, str)
@@ -79,10 +74,21 @@ def declared_file(
         raise CollectionError(
             f"{where}: {rel!r} is not a file a build writes; a collection holds README.md, "
             f"{MANIFEST}, stats.png, <key>/train-NNNNN-of-NNNNN.parquet, rejects/<key>.jsonl and "
-            f"curation/<name>.parquet, and only these are read or uploaded. Rebuild {out_dir}."
+            "curation/<name>.parquet, and only these are read or uploaded. Rebuild the collection."
         )
-    path = out_dir / rel
-    if os.path.lexists(path) and path.resolve() != out_dir.resolve() / rel:
+    return rel
+
+
+def declared_file(
+    out_dir: Path, rel: object, key: str | None = None, fixed: tuple[str, ...] = ()
+) -> Path:
+    """`out_dir / rel`, when `rel` is a name a build writes (`declared_name`), inside `out_dir` and
+    not through a symbolic link. A collection folder may come from someone else: its manifest must
+    not name any other file."""
+    out_dir = Path(out_dir)
+    where = f"{out_dir / MANIFEST}" + (f": sources/{key}" if key else "")
+    path = out_dir / declared_name(rel, key, fixed, where)
+    if os.path.lexists(path) and path.resolve() != out_dir.resolve() / str(rel):
         raise CollectionError(
             f"{where}: {rel} is a symbolic link (to {path.resolve()}); only the files the build "
             f"wrote inside {out_dir} are read or uploaded. Rebuild {out_dir}."
