@@ -82,6 +82,7 @@ def build(
         Path, typer.Option("--out", "-o", help="Output folder of the collection.")
     ] = Path("out"),
     catalog: CatalogOpt = None,
+    allow_outside: AllowOutsideOpt = False,
     sample: Annotated[
         bool,
         typer.Option(
@@ -131,7 +132,6 @@ def build(
             "--max-shard-mb", min=1, help="Bound on the text held by one parquet shard, in MB."
         ),
     ] = 256,
-    allow_outside: AllowOutsideOpt = False,
 ) -> None:
     """Regenerate the unified collection: parquet shards, manifest.json, rejects/ and README.md."""
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -296,6 +296,7 @@ def list_(
 @app.command()
 def validate(
     catalog: CatalogOpt = None,
+    allow_outside: AllowOutsideOpt = False,
     keys: Annotated[list[str] | None, typer.Argument(help="Only these keys. Default: all.")] = None,
     strict: Annotated[
         bool,
@@ -303,7 +304,6 @@ def validate(
             "--strict", help="Also fail on unpinned sources that carry an `unpinned:` reason."
         ),
     ] = False,
-    allow_outside: AllowOutsideOpt = False,
 ) -> None:
     """Check the catalog and schemas, and that every entry's sample normalizes cleanly."""
     from alpacacot.validate import validate_catalog
