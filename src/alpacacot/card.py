@@ -92,7 +92,9 @@ def _catalog_of(manifest: dict[str, Any]) -> Any:
     try:
         from alpacacot.catalog import load_catalog
 
-        return load_catalog(path)
+        # Only its names and mixes are read (no file it names): the build already accepted it,
+        # --allow-outside-catalog included.
+        return load_catalog(path, allow_outside=True)
     except Exception:  # noqa: BLE001 - the card only loses its mixes section
         return None
 

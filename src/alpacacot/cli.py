@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from alpacacot.errors import AlpacacotError
@@ -34,18 +35,27 @@ CatalogOpt = Annotated[
         dir_okay=False,
     ),
 ]
+AllowOutsideOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-outside-catalog",
+        help="Let the catalog's local paths (source, files, sample) point outside its folder, "
+        "for a catalog you trust. Special files (/proc, /sys, /dev) stay refused.",
+    ),
+]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # escape: a message quoting a rule such as [a-z0-9_] would otherwise lose it as rich markup
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
-def load_catalog_or_exit(path: Path | None):
+def load_catalog_or_exit(path: Path | None, allow_outside: bool = False):
     from alpacacot.catalog import load_catalog
 
     try:
-        return load_catalog(path)
+        return load_catalog(path, allow_outside=allow_outside)
     except AlpacacotError as exc:
         raise fail(str(exc)) from None
 
@@ -73,6 +83,7 @@ def build(
         Path, typer.Option("--out", "-o", help="Output folder of the collection.")
     ] = Path("out"),
     catalog: CatalogOpt = None,
+    allow_outside: AllowOutsideOpt = False,
     sample: Annotated[
         bool,
         typer.Option(
@@ -141,7 +152,7 @@ def build(
 
     if lang_backend not in BACKENDS:
         raise fail(f"--lang-backend must be one of {', '.join(BACKENDS)}, not {lang_backend!r}")
-    cat = load_catalog_or_exit(catalog)
+    cat = load_catalog_or_exit(catalog, allow_outside)
     try:
         resolved: list[str] = []
         for name in keys or list(cat.datasets):
@@ -248,7 +259,9 @@ def build(
             soft_wrap=True,
         )
     for key, message in report.failed.items():
-        console.print(f"[bold red]{key} failed:[/] {message}", highlight=False, soft_wrap=True)
+        console.print(
+            f"[bold red]{key} failed:[/] {escape(message)}", highlight=False, soft_wrap=True
+        )
     if report.failed:
         raise typer.Exit(1)
 
@@ -350,6 +363,7 @@ def list_(
 @app.command()
 def validate(
     catalog: CatalogOpt = None,
+    allow_outside: AllowOutsideOpt = False,
     keys: Annotated[list[str] | None, typer.Argument(help="Only these keys. Default: all.")] = None,
     strict: Annotated[
         bool,
@@ -371,7 +385,7 @@ def validate(
     """Check the catalog and schemas, and that every entry's sample normalizes cleanly."""
     from alpacacot.validate import validate_catalog
 
-    cat = load_catalog_or_exit(catalog)
+    cat = load_catalog_or_exit(catalog, allow_outside)
     if changed_from:
         from alpacacot.review import changed_keys
 
@@ -385,9 +399,9 @@ def validate(
         console.print(f"changed since {changed_from}: {', '.join(keys)}", highlight=False)
     problems, notes = validate_catalog(cat, keys or None, strict=strict)
     for note in notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     for problem in problems:
-        console.print(f"[bold red]error:[/] {problem}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(problem)}", highlight=False, soft_wrap=True)
     checked = len(keys or cat.datasets)
     if problems:
         console.print(f"[bold red]{len(problems)} problem(s)[/] in {checked} entries of {cat.path}")
@@ -401,10 +415,13 @@ register_review(app)
 
 
 def main() -> None:
+    from alpacacot.collectors.url import install_sigterm_cleanup
+
+    install_sigterm_cleanup()  # downloads in collector threads leave no .part file on SIGTERM
     try:
         app()
     except AlpacacotError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(1)
 
 

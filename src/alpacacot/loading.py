@@ -72,6 +72,18 @@ def resolve_keys(name: str | list[str], manifest: dict, catalog: Catalog | None)
     return keys
 
 
+def _check_shard_names(collection: object, base: str, manifest: dict, key: str) -> None:
+    """The manifest (someone else's, from the Hub or a folder) names only shards a build writes:
+    never `../x` or a file outside the collection (hub.collection.declared_file)."""
+    from alpacacot.hub.collection import declared_file, declared_name
+
+    for shard in manifest["sources"][key]["shards"]:
+        if Path(str(collection)).is_dir():
+            declared_file(Path(base), shard.get("path"), key)
+        else:  # the Hub's cache links every file to its blob: the names are what count
+            declared_name(shard.get("path"), key, (), f"{collection}: manifest.json")
+
+
 def load(
     name: str | list[str],
     collection: str | os.PathLike = "out",
@@ -121,6 +133,7 @@ def load(
     parts: dict[str, datasets.Dataset] = {}
     seen: set[str] = set()
     for key in keys:
+        _check_shard_names(collection, base, manifest, key)
         files = [f"{base}/{shard['path']}" for shard in manifest["sources"][key]["shards"]]
         if not (Path(base) / manifest["sources"][key]["shards"][0]["path"]).exists():
             from huggingface_hub import hf_hub_download

@@ -58,7 +58,7 @@ def test_a_mix_name_may_hold_a_dot_but_a_dataset_key_may_not(tmp_path):
     path = write_catalog(tmp_path / "ok.yaml", data, mixes={"a1.5m": ["a"]})
     assert load_catalog(path).resolve("a1.5m") == ["a"]
     bad = write_catalog(tmp_path / "bad.yaml", {"a.b": data["a"]})
-    with pytest.raises(CatalogError, match="does not match"):
+    with pytest.raises(CatalogError, match=r"dataset key .a\.b. is not a valid name"):
         load_catalog(bad)
 
 

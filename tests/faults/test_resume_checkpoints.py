@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from resume_support import build_tiny_llama, copy_run, manifest, run_train, train_args  # noqa: E402
+from .resume_support import build_tiny_llama, copy_run, manifest, run_train, train_args  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -44,11 +44,24 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def forget_hub_file(path: Path, sf: SourceFile, digest: str, cache_dir: Path) -> None:
+    """A Hub file that failed its pin leaves huggingface_hub's cache (its snapshot link and blob):
+    the cache never serves a file the catalog refuses; the failure is noted for --offline."""
+    from alpacacot.collectors.pins import record_failed_pin
+
+    blob = path.resolve()
+    path.unlink(missing_ok=True)
+    if blob != path:
+        blob.unlink(missing_ok=True)
+    record_failed_pin(cache_dir, sf.display, digest, sf.sha256 or "")
+
+
 def check_pin(sf: SourceFile, actual: str, key: str) -> None:
     if sf.sha256 and sf.sha256 != actual:
+        removed = " The file was removed from the cache." if sf.kind in ("hf", "url") else ""
         raise CollectError(
             f"dataset {key!r}: {sf.display} changed upstream: sha256 is {actual}, the catalog pins "
-            f"{sf.sha256}. Check what changed, then update `sha256` in the catalog entry."
+            f"{sf.sha256}.{removed} Check what changed, then update `sha256` in the catalog entry."
         )
 
 
@@ -63,7 +76,7 @@ def collect_file(
     """Make one upstream file available locally and verify it."""
     cache_dir = cache_dir or default_cache_dir()
     if sf.kind == "local":
-        path = catalog.local_path(sf.location)
+        path = catalog.local_path(sf.location, f"datasets/{key}: local file")
         if not path.is_file():
             raise CollectError(
                 f"dataset {key!r}: local file {sf.location} not found (looked for {path}; "
@@ -83,6 +96,8 @@ def collect_file(
     else:  # the catalog schema already rejects this
         raise CollectError(f"dataset {key!r}: unknown source kind {sf.kind!r}")
     digest = sha256_file(path)
+    if sf.kind == "hf" and sf.sha256 and digest != sf.sha256:
+        forget_hub_file(path, sf, digest, cache_dir)
     check_pin(sf, digest, key)
     return CollectedFile(
         path=path,

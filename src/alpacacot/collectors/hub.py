@@ -8,11 +8,14 @@ from fnmatch import fnmatch
 from pathlib import Path
 
 from alpacacot.catalog import SourceFile
+from alpacacot.collectors.pins import failed_pin_note
 from alpacacot.errors import CollectError
 
 
 @contextmanager
-def hub_errors(sf: SourceFile, key: str, offline: bool) -> Iterator[None]:
+def hub_errors(
+    sf: SourceFile, key: str, offline: bool, cache_dir: Path | None = None
+) -> Iterator[None]:
     """Turn huggingface_hub's exceptions into one CollectError naming the dataset and the file."""
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -26,8 +29,9 @@ def hub_errors(sf: SourceFile, key: str, offline: bool) -> Iterator[None]:
     try:
         yield
     except LocalEntryNotFoundError as exc:
+        note = failed_pin_note(cache_dir, sf.display) if cache_dir else ""
         hint = (
-            "it is not in the cache and --offline is set"
+            f"it is not in the cache{note} and --offline is set"
             if offline
             else "the Hub cannot be reached"
         )
@@ -45,7 +49,7 @@ def fetch_hub_file(sf: SourceFile, key: str, *, cache_dir: Path, offline: bool) 
     """Download (or find in the cache) one file; return its path and the Hub commit it came from."""
     from huggingface_hub import hf_hub_download
 
-    with hub_errors(sf, key, offline):
+    with hub_errors(sf, key, offline, cache_dir):
         path = Path(
             hf_hub_download(
                 sf.repo,
@@ -68,7 +72,7 @@ def expand_hub_pattern(sf: SourceFile, key: str, *, cache_dir: Path, offline: bo
     """The repo's file names matching the glob `sf.location`, sorted; from the cache when offline."""
     from huggingface_hub import snapshot_download
 
-    with hub_errors(sf, key, offline):
+    with hub_errors(sf, key, offline, cache_dir):
         root = Path(
             snapshot_download(
                 sf.repo,

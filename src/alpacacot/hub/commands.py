@@ -60,7 +60,9 @@ def _console(stderr: bool = False):
 
 def fail(message: str) -> NoReturn:
     """Print one error message on stderr and exit 1."""
-    _console(stderr=True).print(f"[bold red]error:[/] {message}", markup=True)
+    from rich.markup import escape
+
+    _console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", markup=True)
     raise typer.Exit(1)
 
 
@@ -362,10 +364,14 @@ def new(
             f"Fill in {created['normalizer']}; every module in src/alpacacot/normalizers/ is "
             "imported by the build, so its @register name is found with no further edit."
         )
+    # a --path outside the catalog's folder is the user's own choice: say the flag it needs
+    outside = ""
+    if path is not None and not path.resolve().is_relative_to(catalog.resolve().parent):
+        outside = " --allow-outside-catalog"
     console.print(
         f"Next: review the entry in {catalog}, then run "
-        f"`alpacacot-data validate --catalog {catalog}` and "
-        f"`alpacacot-data build --catalog {catalog} --sample --out /tmp/try {key}`."
+        f"`alpacacot-data validate{outside} --catalog {catalog}` and "
+        f"`alpacacot-data build{outside} --catalog {catalog} --sample --out /tmp/try {key}`."
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from alpacacot.card import REPO_PLACEHOLDER, STATS_FIGURE, render_card
 from alpacacot.errors import AlpacacotError
-from alpacacot.hub.collection import MANIFEST, read_manifest
+from alpacacot.hub.collection import MANIFEST, declared_file, read_manifest
 
 # Remote paths a build owns: deleted when the build no longer has them. Anything else in the repo
 # (.gitattributes, hand-written files) is left alone.
@@ -26,6 +26,9 @@ MANAGED = re.compile(
     r"^(?:[a-z0-9][a-z0-9_]*/train-\d+-of-\d+\.parquet|rejects/[a-z0-9][a-z0-9_]*\.jsonl"
     rf"|{re.escape(STATS_FIGURE)})$"
 )
+# Besides the shards and rejects the manifest declares (`collection.declared_file`), the files
+# publish uploads; nothing else in the folder is ever read (docs/THREAT_MODEL.md).
+UPLOADED_AS_IS = (MANIFEST, STATS_FIGURE, "README.md")
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 SUMMARY_KEYS = 6  # sources named in the commit summary before "+N more"
 
@@ -99,8 +102,8 @@ def local_files(
     out_dir = Path(out_dir)
     files: dict[str, LocalFile] = {}
 
-    def add(rel: str, expected_sha256: str | None = None) -> None:
-        path = out_dir / rel
+    def add(rel: str, expected_sha256: str | None = None, owner: str | None = None) -> None:
+        path = declared_file(out_dir, rel, owner, fixed=UPLOADED_AS_IS)
         if not path.is_file():
             raise PublishError(f"{path} is listed in {MANIFEST} but missing: rebuild {out_dir}.")
         if progress:
@@ -120,16 +123,21 @@ def local_files(
     for key in sorted(manifest.get("sources", {})):
         source = manifest["sources"][key]
         for shard in source.get("shards", []):
-            add(shard["path"], shard.get("sha256"))
+            if not shard.get("sha256"):
+                raise PublishError(
+                    f"{out_dir / MANIFEST}: sources/{key}: shard {shard.get('path')!r} has no "
+                    f"sha256; a build always writes one: rebuild {out_dir}."
+                )
+            add(shard.get("path"), shard["sha256"], key)
         rejects = source.get("rejects")
-        if rejects and (out_dir / rejects).is_file():
-            add(rejects)
+        if rejects and declared_file(out_dir, rejects, key, fixed=UPLOADED_AS_IS).is_file():
+            add(rejects, owner=key)
     return files
 
 
 def _card_bytes(out_dir: Path, manifest: dict[str, Any], repo_id: str) -> bytes:
     """The card as uploaded: the build's README.md with the real repo id in its examples."""
-    card = out_dir / "README.md"
+    card = declared_file(out_dir, "README.md", fixed=UPLOADED_AS_IS)
     if card.is_file():
         text = card.read_text(encoding="utf-8")
     else:

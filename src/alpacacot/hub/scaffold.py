@@ -332,7 +332,9 @@ def append_entry(catalog_path: Path, key: str, entry: dict[str, Any]) -> None:
     catalog_path.parent.mkdir(parents=True, exist_ok=True)
     catalog_path.write_text(new_text, encoding="utf-8")
     try:
-        load_catalog(catalog_path)
+        # The user named the upstream file on the command line: it may lie outside the folder
+        # (build and validate then need --allow-outside-catalog, which `new` prints).
+        load_catalog(catalog_path, allow_outside=True)
     except AlpacacotError as err:
         if original is None:
             catalog_path.unlink()
