@@ -21,8 +21,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from alpacacot.catalog import load_catalog
 from alpacacot.cli import app
 from alpacacot.training.seed_args import expand_seed_args
+
+SEED_KEYS = load_catalog().resolve("alpaca-belle-cot")
 
 runner = CliRunner()
 
@@ -129,7 +132,8 @@ def test_seed_single_process_command_as_written(tiny_model, seed_collection, tmp
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / "training_manifest.json").read_text())
     assert manifest["lora_target_modules"] == ["q_proj", "v_proj"]
-    assert manifest["data"]["catalog_keys"] == ["alpaca", "belle", "cot"]
+    # `belle` is a mix of its five upstream sets
+    assert manifest["data"]["catalog_keys"] == SEED_KEYS
     assert manifest["arguments"]["epochs"] == 1 and manifest["arguments"]["learning_rate"] == 3e-4
     # one epoch of every example: ceil(examples / (4 per batch * 8 accumulated)) updates
     examples = manifest["data"]["train_examples"]
@@ -161,7 +165,8 @@ def test_seed_launcher_command_as_written_with_two_cpu_processes(
     manifest = json.loads((out / "training_manifest.json").read_text())
     assert manifest["training"]["world_size"] == 2
     assert manifest["lora_target_modules"] == ["q_proj", "v_proj"]
-    assert manifest["data"]["catalog_keys"] == ["alpaca", "belle", "cot"]
+    # `belle` is a mix of its five upstream sets
+    assert manifest["data"]["catalog_keys"] == SEED_KEYS
     # the two processes share each update: half the single-process updates (batch 4 x 8 x 2)
     assert manifest["training"]["global_step"] == -(-manifest["data"]["train_examples"] // 64), (
         proc.stderr[-4000:]
