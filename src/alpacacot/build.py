@@ -1,8 +1,10 @@
 """`alpacacot-data build`: collect every source, run the pipeline, write the manifest and the card.
 
-The engine (in-process, or one worker process per source) is kept apart from the steps in
-`pipeline.py`. A source whose inputs, catalog entry and pipeline code are unchanged since the last build
-into the same folder is skipped; one that fails leaves its previous output and the other sources alone.
+Every source is cut into work units (`units.py`) that run on an executor (`executors/`: this
+process, local worker processes, or Ray); each source's unit outputs are merged, in order, into
+the files a single pass would write. The steps are in `pipeline.py`. A source whose inputs,
+catalog entry and pipeline code are unchanged since the last build into the same folder is
+skipped; one that fails leaves its previous output and the other sources alone.
 """
 
 from __future__ import annotations
@@ -11,13 +13,10 @@ import gc
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
-import shutil
-import signal
-import threading
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -30,8 +29,10 @@ from alpacacot import __version__
 from alpacacot.catalog import Catalog, DatasetEntry
 from alpacacot.collectors import CollectedFile, collect_files, sha256_file
 from alpacacot.errors import AlpacacotError, CollectError
-from alpacacot.pipeline import BuildOptions, process_source
+from alpacacot.executors import Executor, close_executor, get_executor
+from alpacacot.pipeline import BuildOptions, run_unit
 from alpacacot.record import SCHEMA_VERSION
+from alpacacot.units import UNIT_BYTES, UNIT_ROWS, SourceMerge, WorkUnit, cut_source
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ PIPELINE_MODULES = (
     "readers.py",
     "record.py",
     "schema_check.py",
+    "units.py",
     "writer.py",
     "normalizers",
     "schema",
@@ -114,6 +116,12 @@ class BuildRequest:
     force: bool = False
     workers: int = 1
     options: BuildOptions = field(default_factory=BuildOptions)
+    # Where units run (`executors.get_executor`), and how sources are cut into units; none of it
+    # changes what is written, so none of it is in the manifest or a source's fingerprint.
+    executor: str = "local"
+    ray_address: str | None = None
+    unit_bytes: int = UNIT_BYTES
+    unit_rows: int = UNIT_ROWS
 
 
 @dataclass
@@ -200,114 +208,81 @@ def _collect_all(
     return [_collect_source(catalog, k, request) for k in request.keys]
 
 
-# In a worker process: where to send progress, set by `_init_worker`.
-_progress_queue: Any = None
-
-
-def _init_worker(gc_threshold: tuple[int, ...], queue: Any) -> None:
-    """Worker-process initializer: the parent's GC threshold (spawned workers do not inherit it),
-    the queue that carries progress back, and Ctrl-C left to the parent, which stops the workers."""
-    global _progress_queue
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gc.set_threshold(*gc_threshold)
-    _progress_queue = queue
-
-
-def _run_source(
-    entry: DatasetEntry, files: list[CollectedFile], out_dir: Path, options: BuildOptions
-) -> dict[str, Any]:
-    """Worker-process entry point (module level so it pickles)."""
-    queue = _progress_queue
-    if queue is None:
-        return process_source(entry, files, out_dir, options)
-    key = entry.key
-    queue.put(("start", key, sum(cf.bytes for cf in files)))
-    return process_source(entry, files, out_dir, options, lambda n: queue.put(("progress", key, n)))
-
-
-class _Workers:
-    """The parent's side of the worker processes: a queue they report progress on, a thread that
-    hands it to the callbacks, and a way to stop them at once on Ctrl-C (`ProcessPoolExecutor`'s
-    shutdown would let every running source finish first)."""
-
-    def __init__(
-        self,
-        on_start: Callable[[str, int], None] | None,
-        on_progress: Callable[[str, int], None] | None,
-    ):
-        self.queue = multiprocessing.get_context().SimpleQueue()
-        self._callbacks = {"start": on_start, "progress": on_progress}
-        self._thread = threading.Thread(target=self._relay, name="alpacacot-workers", daemon=True)
-        self._others: set[int] = set()
-
-    def _relay(self) -> None:
-        while (message := self.queue.get()) is not None:
-            kind, key, n = message
-            if callback := self._callbacks[kind]:
-                callback(key, n)
-
-    def __enter__(self) -> _Workers:
-        # Child processes that exist before the pool are not ours to stop.
-        self._others = {p.pid for p in multiprocessing.active_children() if p.pid}
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.queue.put(None)
-        self._thread.join()
-
-    def stop(self) -> None:
-        """End every worker process now (their unfinished output stays in .tmp-* folders)."""
-        ours = [p for p in multiprocessing.active_children() if p.pid not in self._others]
-        for process in ours:
-            process.terminate()
-        for process in ours:
-            process.join(timeout=10)
-
-
-def _build_in_workers(
+def _run_units(
     todo: list[tuple[DatasetEntry, list[CollectedFile], str]],
     request: BuildRequest,
+    executor: Executor,
     finish: Callable[[DatasetEntry, str, dict[str, Any]], None],
     fail: Callable[[DatasetEntry, BaseException], None],
     on_start: Callable[[str, int], None] | None,
     on_progress: Callable[[str, int], None] | None,
 ) -> None:
-    """One worker process per source, `request.workers` at a time. On Ctrl-C (or an unexpected
-    error) the workers are stopped at once, their unfinished output removed, and the error raised."""
-    # Largest sources first, so that the build does not end with one worker on a big source while
-    # the others have nothing left to do.
-    by_size = sorted(todo, key=lambda t: -sum(cf.bytes for cf in t[1]))
-    done: set[str] = set()
+    """Cut every source into units, run them on `executor`, and merge each source's outputs as
+    they come back in order (while later units still run). A source whose unit fails is failed
+    alone; on Ctrl-C (or an unexpected error) the executor's workers are stopped at once, the
+    unfinished output removed, and the error raised."""
+    # In parallel, largest sources first, so that the build does not end with one worker on a big
+    # source while the others have nothing left to do; in one process, in the order asked for.
+    by_size = (
+        todo if executor.workers <= 1 else sorted(todo, key=lambda t: -sum(cf.bytes for cf in t[1]))
+    )
+    unit_keys: list[tuple[str, bool]] = []  # unit index -> (source key, last of it?)
+
+    def units() -> Iterator[WorkUnit]:
+        for entry, files, _ in by_size:
+            for unit in cut_source(
+                entry, files, request.options, request.unit_bytes, request.unit_rows
+            ):
+                unit_keys.append((entry.key, unit.last))
+                yield unit
+
+    def progress(index: int, n: int) -> None:
+        if on_progress:
+            on_progress(unit_keys[index][0], n)
+
+    sources = {e.key: (e, f, fp) for e, f, fp in by_size}
+    merges: dict[str, SourceMerge | None] = {}  # None: the source failed
+    starts: dict[str, float] = {}
+
+    def close(key: str) -> None:
+        merge = merges[key]
+        if merge is None:
+            return
+        merges[key] = None
+        entry, files, fp = sources[key]
+        try:
+            result = merge.finish(files, starts[key])
+        except AlpacacotError as exc:
+            fail(entry, exc)
+            return
+        finish(entry, fp, result)
+
+    results = executor.map(run_unit, units(), progress=progress if on_progress else None)
     try:
-        with (
-            _Workers(on_start, on_progress) as workers,
-            ProcessPoolExecutor(
-                max_workers=min(request.workers, len(todo)),
-                initializer=_init_worker,
-                initargs=(gc.get_threshold(), workers.queue),
-            ) as pool,
-        ):
-            futures = {
-                pool.submit(_run_source, e, f, request.out_dir, request.options): (e, fp)
-                for e, f, fp in by_size
-            }
-            try:
-                for fut in as_completed(futures):
-                    entry, fp = futures[fut]
-                    done.add(entry.key)
-                    try:
-                        finish(entry, fp, fut.result())
-                    except AlpacacotError as exc:
-                        fail(entry, exc)
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                workers.stop()
-                raise
+        for index, result in enumerate(results):
+            key, last = unit_keys[index]
+            entry = sources[key][0]
+            if key not in merges:
+                starts[key] = time.perf_counter()
+                if on_start:
+                    on_start(key, sum(cf.bytes for cf in sources[key][1]))
+                merges[key] = SourceMerge(entry, request.out_dir, request.options)
+            merge = merges[key]
+            if merge is None:
+                continue
+            if isinstance(result, AlpacacotError):
+                merge.abort()
+                merges[key] = None
+                fail(entry, result)
+                continue
+            merge.add(result)
+            if last:
+                close(key)
     finally:
-        for entry, _, _ in todo:
-            if entry.key not in done:
-                shutil.rmtree(request.out_dir / f".tmp-{entry.key}", ignore_errors=True)
+        results.close()
+        for merge in merges.values():
+            if merge is not None:
+                merge.abort()
 
 
 def build(
@@ -317,6 +292,7 @@ def build(
     on_start: Callable[[str, int], None] | None = None,
     on_progress: Callable[[str, int], None] | None = None,
     on_done: Callable[[str, str], None] | None = None,
+    executor: Executor | None = None,
 ) -> BuildReport:
     """Build `request.keys` into `request.out_dir`; see the module docstring."""
     out_dir = request.out_dir
@@ -359,20 +335,13 @@ def build(
             on_done(entry.key, "failed")
 
     interrupted = False
+    own_executor = executor is None
+    if todo and executor is None:
+        executor = get_executor(request.executor, request.workers, request.ray_address)
     with _gc_threshold(GC_THRESHOLD):
         try:
-            if request.workers > 1 and len(todo) > 1:
-                _build_in_workers(todo, request, finish, fail, on_start, on_progress)
-            else:
-                for entry, files, fp in todo:
-                    if on_start:
-                        on_start(entry.key, sum(cf.bytes for cf in files))
-                    progress = (lambda n, k=entry.key: on_progress(k, n)) if on_progress else None
-                    try:
-                        result = process_source(entry, files, out_dir, request.options, progress)
-                        finish(entry, fp, result)
-                    except AlpacacotError as exc:
-                        fail(entry, exc)
+            if todo:
+                _run_units(todo, request, executor, finish, fail, on_start, on_progress)
         except KeyboardInterrupt:
             # Keep what finished: the manifest below records it (and the previous build of the
             # sources that did not finish), so the next build skips it.
@@ -382,6 +351,9 @@ def build(
                     failed[entry.key] = "interrupted"
                     if entry.key in old_sources:
                         sources[entry.key] = old_sources[entry.key]
+        finally:
+            if own_executor and executor is not None:
+                close_executor(executor)
 
     manifest = {
         "format": "alpacacot-collection",

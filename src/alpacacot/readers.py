@@ -108,8 +108,8 @@ def _json_error_line(fh: IO[bytes]) -> int | None:
     return None
 
 
-def read_jsonl(fh: IO[bytes], name: str) -> Iterator[Row]:
-    for i, line in enumerate(fh):
+def read_jsonl(fh: IO[bytes], name: str, first_row: int = 0) -> Iterator[Row]:
+    for i, line in enumerate(fh, start=first_row):
         if not line.strip():
             continue
         try:
@@ -129,18 +129,18 @@ def read_jsonl(fh: IO[bytes], name: str) -> Iterator[Row]:
 
 
 def _read_delimited(
-    fh: IO[bytes], name: str, delimiter: str, columns: list[str] | None
+    fh: IO[bytes], name: str, delimiter: str, columns: list[str] | None, first_row: int = 0
 ) -> Iterator[Row]:
     # newline="" keeps line breaks inside quoted CSV fields; TSV (no quoting) is one row per line.
     text = io.TextIOWrapper(fh, encoding="utf-8", errors="surrogateescape", newline="")
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(text, delimiter=delimiter, quoting=quoting, strict=True)
     header = columns
-    offset = 0
+    offset = first_row
     try:
         if header is None:
             header = next(reader, None)
-            offset = 1
+            offset += 1
             if header is None:
                 return
         width = len(header)
@@ -168,16 +168,20 @@ def _read_delimited(
             yield i, dict(zip(header, cells, strict=True))
     except csv.Error as exc:
         raise MalformedFileError(
-            name, reader.line_num, f"not valid {delimiter!r}-separated text: {exc}"
+            name, first_row + reader.line_num, f"not valid {delimiter!r}-separated text: {exc}"
         ) from exc
 
 
-def read_tsv(fh: IO[bytes], name: str, columns: list[str] | None = None) -> Iterator[Row]:
-    return _read_delimited(fh, name, "\t", columns)
+def read_tsv(
+    fh: IO[bytes], name: str, columns: list[str] | None = None, first_row: int = 0
+) -> Iterator[Row]:
+    return _read_delimited(fh, name, "\t", columns, first_row)
 
 
-def read_csv(fh: IO[bytes], name: str, columns: list[str] | None = None) -> Iterator[Row]:
-    return _read_delimited(fh, name, ",", columns)
+def read_csv(
+    fh: IO[bytes], name: str, columns: list[str] | None = None, first_row: int = 0
+) -> Iterator[Row]:
+    return _read_delimited(fh, name, ",", columns, first_row)
 
 
 def read_parquet(fh: IO[bytes], name: str) -> Iterator[Row]:
@@ -210,13 +214,30 @@ def iter_rows(
     name: str | None = None,
     columns: list[str] | None = None,
     compression: str = "infer",
+    span: tuple[int, int, int] | None = None,
 ) -> Iterator[Row]:
-    """Yield `(row, dict | RowError)` for every row of `path` read as `fmt`."""
+    """Yield `(row, dict | RowError)` for every row of `path` read as `fmt`.
+
+    `span` = (start, end, first_row) reads only the bytes [start, end) of an uncompressed JSON Lines,
+    TSV or CSV file, cut at line ends, whose first line is row `first_row` of the file (see
+    `units.py`); `columns` then names the columns of a delimited file whose header is elsewhere."""
     name = name or str(path)
     if fmt not in READERS:
         raise MalformedFileError(
             name, None, f"unknown format {fmt!r}; use one of {', '.join(READERS)}"
         )
+    if span is not None:
+        start, end, first_row = span
+        with open(path, "rb") as raw:
+            raw.seek(start)
+            fh = io.BytesIO(raw.read(end - start))
+        if start == 0:
+            _skip_bom(fh)
+        if fmt in ("tsv", "csv"):
+            yield from READERS[fmt](fh, name, columns, first_row)
+        else:
+            yield from READERS[fmt](fh, name, first_row)
+        return
     with open_binary(path, compression) as fh:
         if fmt != "parquet":
             _skip_bom(fh)

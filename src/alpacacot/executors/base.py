@@ -1,0 +1,54 @@
+"""What every executor offers: map a function over work units, results in unit order.
+
+An executor knows nothing of what it runs (no catalog, record or stage): it takes an iterable of
+picklable units and a picklable function `fn(unit, report)`, where `report(n)` tells the caller's
+progress bars that the unit got `n` steps further. `map` yields `fn`'s results in the order of the
+units, while later units already run, and reruns a unit whose worker was lost (killed, out of
+memory, its machine gone); an exception raised by `fn` itself is not retried: it is raised from
+`map` at that unit's turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
+
+# fn(unit, report) -> result; report(n) adds n to the unit's progress.
+UnitFunction = Callable[[Any, Callable[[int], None]], Any]
+# progress(unit_index, n): unit `unit_index` (0-based, in the order of the units) did n more steps.
+ProgressCallback = Callable[[int, int], None]
+
+
+class WorkerLost(RuntimeError):
+    """A unit's worker died on every try (a unit that kills its worker each time it runs)."""
+
+    def __init__(self, index: int, tries: int, detail: str = ""):
+        self.index, self.tries = index, tries
+        super().__init__(
+            f"work unit {index} lost its worker {tries} times{': ' + detail if detail else ''}; "
+            "look for the process being killed (out of memory?) and run the build again"
+        )
+
+
+class Executor(Protocol):
+    """Where work units run. `workers` is how many units run at once."""
+
+    name: str
+    workers: int
+
+    def map(
+        self,
+        fn: UnitFunction,
+        units: Iterable[Any],
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> Iterator[Any]:
+        """Yield `fn(unit, report)` for every unit, in the order of `units`.
+
+        `units` is read lazily (a reader may hand units on as it goes), a few units ahead of the
+        results being consumed. Close the returned generator (or exhaust it) to stop the workers."""
+        ...
+
+
+def no_progress(_n: int) -> None:
+    """The `report` a unit gets when nobody watches."""
