@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -28,15 +29,23 @@ from typing import Any
 from alpacacot import __version__
 from alpacacot.catalog import Catalog, DatasetEntry
 from alpacacot.collectors import CollectedFile, collect_files, sha256_file
-from alpacacot.errors import AlpacacotError, CollectError
+from alpacacot.errors import CollectError, SourceFailed, describe_failure
 from alpacacot.executors import Executor, close_executor, get_executor
+from alpacacot.outdir import (
+    OutputLock,
+    commit_source,
+    read_manifest_file,
+    recover,
+    write_manifest,
+)
 from alpacacot.pipeline import BuildOptions, run_unit
 from alpacacot.record import SCHEMA_VERSION
 from alpacacot.units import UNIT_BYTES, UNIT_ROWS, SourceMerge, WorkUnit, cut_source
 
+__all__ = ["SourceFailed", "build", "describe_failure"]
+
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 # Modules whose code decides what a build writes; a change to any of them rebuilds every source.
 PIPELINE_MODULES = (
@@ -133,15 +142,9 @@ class BuildReport:
 
 
 def read_manifest(out_dir: Path) -> dict[str, Any] | None:
-    path = out_dir / MANIFEST
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text("utf-8"))
-    except json.JSONDecodeError:
-        log.warning("%s is not valid JSON; rebuilding everything", path)
-        return None
-    if data.get("format_version") != FORMAT_VERSION:
+    """The manifest of the previous build into `out_dir`, when it is one this version reads."""
+    data = read_manifest_file(out_dir)
+    if data is None or data.get("format_version") != FORMAT_VERSION:
         return None
     return data
 
@@ -176,7 +179,7 @@ def entry_summary(entry: DatasetEntry) -> dict[str, Any]:
 
 def _collect_source(
     catalog: Catalog, key: str, request: BuildRequest
-) -> list[CollectedFile] | AlpacacotError:
+) -> list[CollectedFile] | Exception:
     """The collected (fetched and hashed) files of one source, or the error that stopped it."""
     entry = catalog.datasets[key]
     try:
@@ -192,13 +195,11 @@ def _collect_source(
                 sf, catalog, key, cache_dir=request.cache_dir, offline=request.offline
             )
         ]
-    except AlpacacotError as exc:
+    except Exception as exc:  # noqa: BLE001 - any error is this source's failure, not the build's
         return exc
 
 
-def _collect_all(
-    catalog: Catalog, request: BuildRequest
-) -> list[list[CollectedFile] | AlpacacotError]:
+def _collect_all(catalog: Catalog, request: BuildRequest) -> list[list[CollectedFile] | Exception]:
     """`_collect_source` for every requested key, in order. With several workers the sources are
     collected in as many threads: hashing the inputs (sha256 releases the GIL) then uses every core
     instead of one while the others wait for the first source."""
@@ -252,7 +253,7 @@ def _run_units(
         entry, files, fp = sources[key]
         try:
             result = merge.finish(files, starts[key])
-        except AlpacacotError as exc:
+        except Exception as exc:  # noqa: BLE001 - any error is this source's failure
             fail(entry, exc)
             return
         finish(entry, fp, result)
@@ -270,7 +271,7 @@ def _run_units(
             merge = merges[key]
             if merge is None:
                 continue
-            if isinstance(result, AlpacacotError):
+            if isinstance(result, BaseException):  # the unit failed, or lost its worker
                 merge.abort()
                 merges[key] = None
                 fail(entry, result)
@@ -294,45 +295,102 @@ def build(
     on_done: Callable[[str, str], None] | None = None,
     executor: Executor | None = None,
 ) -> BuildReport:
-    """Build `request.keys` into `request.out_dir`; see the module docstring."""
+    """Build `request.keys` into `request.out_dir`; see the module docstring.
+
+    The folder is locked for the whole build (`outdir.OutputLock`: OutputBusyError when another
+    build holds it), and what an earlier, killed build left is recovered first (`outdir.recover`).
+    """
+    request.out_dir.mkdir(parents=True, exist_ok=True)
+    with OutputLock(request.out_dir):
+        for note in recover(request.out_dir):
+            log.warning("%s: %s", request.out_dir, note)
+        return _build_locked(catalog, request, on_start, on_progress, on_done, executor)
+
+
+def _build_locked(
+    catalog: Catalog,
+    request: BuildRequest,
+    on_start: Callable[[str, int], None] | None,
+    on_progress: Callable[[str, int], None] | None,
+    on_done: Callable[[str, str], None] | None,
+    executor: Executor | None = None,
+) -> BuildReport:
     out_dir = request.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     previous = read_manifest(out_dir) or {}
     old_sources: dict[str, Any] = dict(previous.get("sources", {}))
-    sources: dict[str, Any] = {k: v for k, v in old_sources.items() if k not in request.keys}
+    # What the manifest on disk says, kept up to date: an entry changes only through `publish`
+    # (the swap's commit point), so the sources not built yet keep their previous output.
+    sources: dict[str, Any] = dict(old_sources)
     built, skipped, failed = [], [], {}
     todo: list[tuple[DatasetEntry, list[CollectedFile], str]] = []
 
+    def render() -> dict[str, Any]:
+        manifest = {
+            "format": "alpacacot-collection",
+            "format_version": FORMAT_VERSION,
+            "schema_version": SCHEMA_VERSION,
+            "code_version": __version__,
+            "code_fingerprint": code_fingerprint(),
+            "built_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "sample": request.sample,
+            "build_options": asdict(request.options),
+            "catalog": {"path": str(catalog.path), "sha256": catalog.sha256},
+            "sources": dict(sorted(sources.items())),
+            "mixes": {
+                name: members
+                for name, members in catalog.mixes.items()
+                if all(k in sources for k in catalog.resolve(name))
+            },
+        }
+        if failed:
+            manifest["errors"] = dict(failed)
+        return manifest
+
+    def publish(key: str) -> Callable[[dict[str, Any] | None], None]:
+        def write(entry: dict[str, Any] | None) -> None:
+            if entry is None:
+                sources.pop(key, None)
+            else:
+                sources[key] = entry
+            write_manifest(out_dir, render())
+
+        return write
+
+    def fail(entry: DatasetEntry, exc: BaseException) -> None:
+        failed[entry.key] = describe_failure(exc)
+        trace = getattr(exc, "trace", "") or "".join(traceback.format_exception(exc))
+        log.debug("%s failed:\n%s", entry.key, trace)
+        write_manifest(out_dir, render())
+        if on_done:
+            on_done(entry.key, "failed")
+
+    def finish(entry: DatasetEntry, fp: str, result: dict[str, Any]) -> None:
+        new = {"fingerprint": fp, **entry_summary(entry), **result}
+        try:
+            commit_source(out_dir, entry.key, new, sources.get(entry.key), publish(entry.key))
+        except Exception as exc:  # noqa: BLE001 - the swap was undone; the source failed
+            fail(entry, exc)
+            return
+        built.append(entry.key)
+        if on_done:
+            on_done(entry.key, "built")
+
     for key, files in zip(request.keys, _collect_all(catalog, request), strict=True):
         entry = catalog.datasets[key]
-        if isinstance(files, AlpacacotError):
-            failed[key] = str(files)
-            if key in old_sources:
-                sources[key] = old_sources[key]
-            if on_done:
-                on_done(key, "failed")
+        try:
+            if isinstance(files, Exception):
+                raise files
+            fp = source_fingerprint(entry, files, request.options)
+            current = not request.force and is_current(old_sources.get(key), fp, out_dir)
+        except Exception as exc:  # noqa: BLE001 - any error is this source's failure
+            fail(entry, exc)
             continue
-        fp = source_fingerprint(entry, files, request.options)
-        if not request.force and is_current(old_sources.get(key), fp, out_dir):
-            sources[key] = old_sources[key]
+        if current:
             skipped.append(key)
             if on_done:
                 on_done(key, "unchanged")
             continue
         todo.append((entry, files, fp))
-
-    def finish(entry: DatasetEntry, fp: str, result: dict[str, Any]) -> None:
-        sources[entry.key] = {"fingerprint": fp, **entry_summary(entry), **result}
-        built.append(entry.key)
-        if on_done:
-            on_done(entry.key, "built")
-
-    def fail(entry: DatasetEntry, exc: BaseException) -> None:
-        failed[entry.key] = str(exc)
-        if entry.key in old_sources:
-            sources[entry.key] = old_sources[entry.key]
-        if on_done:
-            on_done(entry.key, "failed")
 
     interrupted = False
     own_executor = executor is None
@@ -349,34 +407,12 @@ def build(
             for entry, _, _ in todo:
                 if entry.key not in built and entry.key not in failed:
                     failed[entry.key] = "interrupted"
-                    if entry.key in old_sources:
-                        sources[entry.key] = old_sources[entry.key]
         finally:
             if own_executor and executor is not None:
                 close_executor(executor)
 
-    manifest = {
-        "format": "alpacacot-collection",
-        "format_version": FORMAT_VERSION,
-        "schema_version": SCHEMA_VERSION,
-        "code_version": __version__,
-        "code_fingerprint": code_fingerprint(),
-        "built_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "sample": request.sample,
-        "build_options": asdict(request.options),
-        "catalog": {"path": str(catalog.path), "sha256": catalog.sha256},
-        "sources": dict(sorted(sources.items())),
-        "mixes": {
-            name: members
-            for name, members in catalog.mixes.items()
-            if all(k in sources for k in catalog.resolve(name))
-        },
-    }
-    if failed:
-        manifest["errors"] = failed
-    tmp = out_dir / f".{MANIFEST}.{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(out_dir / MANIFEST)
+    manifest = render()
+    write_manifest(out_dir, manifest)
     from alpacacot.card import write_card
 
     write_card(out_dir, manifest, catalog)

@@ -13,6 +13,8 @@ from typing import Any
 
 from huggingface_hub import DatasetCardData
 
+from alpacacot.outdir import atomic_write_text
+
 REPO_PLACEHOLDER = "ORG/NAME"
 STATS_FIGURE = "stats.png"
 PRETTY_NAME = "Alpaca-CoT (alpacacot build)"
@@ -70,7 +72,7 @@ def write_card(
         has_stats=(out_dir / STATS_FIGURE).is_file(),
     )
     path = out_dir / "README.md"
-    path.write_text(text, encoding="utf-8")
+    atomic_write_text(path, text, "card")  # a build killed here leaves the old card, whole
     return path
 
 

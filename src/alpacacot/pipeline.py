@@ -15,8 +15,9 @@ steps know nothing of where they run or of the other units and sources.
 from __future__ import annotations
 
 import json
-import shutil
+import math
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
@@ -27,8 +28,8 @@ import numpy as np
 import pyarrow as pa
 
 from alpacacot.catalog import DatasetEntry
-from alpacacot.collectors import CollectedFile, sha256_file
-from alpacacot.errors import AlpacacotError
+from alpacacot.collectors import CollectedFile
+from alpacacot.errors import AlpacacotError, SourceFailed, describe_failure
 from alpacacot.lang import LanguageTagger
 from alpacacot.normalizers import Draft, RejectRow, get_normalizer
 from alpacacot.readers import RowError, iter_rows
@@ -42,18 +43,42 @@ from alpacacot.writer import DEFAULT_MAX_SHARD_BYTES, ROW_GROUP, RejectWriter, R
 Progress = Callable[[int], None]
 
 # One encoder for every record's meta: json.dumps with options builds a new encoder per call.
-_encode_meta_text = json.JSONEncoder(ensure_ascii=False, sort_keys=True, default=str).encode
-_encode_meta_ascii = json.JSONEncoder(ensure_ascii=True, sort_keys=True, default=str).encode
+# allow_nan=False: NaN and Infinity are not JSON (see `encode_meta`).
+_encode_meta_text = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, default=str, allow_nan=False
+).encode
+_encode_meta_ascii = json.JSONEncoder(
+    ensure_ascii=True, sort_keys=True, default=str, allow_nan=False
+).encode
 
 
 def encode_meta(meta: dict[str, Any]) -> str:
-    """The unused upstream fields as a JSON object, readable (not ASCII-escaped) where possible."""
-    text = _encode_meta_text(meta)
+    """The unused upstream fields as a JSON object, readable (not ASCII-escaped) where possible.
+
+    NaN, Infinity and -Infinity (which Python's JSON reader accepts and parquet float columns
+    hold) are not JSON: they become null, as JavaScript's JSON.stringify writes them, so that
+    every JSON parser reads meta."""
+    try:
+        text = _encode_meta_text(meta)
+    except ValueError:  # a float that is not finite
+        meta = _finite(meta)
+        text = _encode_meta_text(meta)
     if not text.isascii() and LONE_SURROGATE.search(text):
         # A lone surrogate (an upstream "\ud800" JSON escape) cannot be stored as UTF-8: keep the
         # escape itself, which reads back as the same value.
         return _encode_meta_ascii(meta)
     return text
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every float that is NaN or infinite replaced by None, at any depth."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 @dataclass
@@ -292,14 +317,17 @@ class _Candidates:
 
 def run_unit(unit: WorkUnit, report: Progress | None = None) -> UnitOutput | AlpacacotError:
     """Take one work unit through the steps (the function an executor runs; module level so it
-    pickles). An error of the input (a malformed file) is returned, not raised: it fails the
-    unit's source, not the executor's other work."""
+    pickles). Any error (a malformed file, a bug) is returned, not raised: it fails the unit's
+    source, not the executor's other work. One that is not ours comes back as a SourceFailed
+    carrying its message and traceback as text (it need not pickle)."""
     if unit.error is not None:
         return unit.error
     try:
         return _run_unit(unit, report)
     except AlpacacotError as exc:
         return exc
+    except Exception as exc:  # noqa: BLE001 - any error is this source's failure
+        return SourceFailed(describe_failure(exc), traceback.format_exc())
 
 
 def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
@@ -369,8 +397,13 @@ def process_source(
     options: BuildOptions,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Build one source in this process into `out_dir/<key>/` and `out_dir/rejects/<key>.jsonl`;
-    return its manifest entry. The same as `build.py` running its units on any executor."""
+    """Build one source in this process into `out_dir/.tmp-<key>/` (its shards and
+    `rejects.jsonl`); return its manifest entry, whose paths name where `outdir.commit_source`
+    then puts the files. The same as `build.py` running its units on any executor.
+
+    Nothing outside that staging folder is touched, so a failure (for example a malformed file,
+    raised as MalformedFileError) leaves the previous build of this source as it was; the staging
+    folder is removed on the way out."""
     from alpacacot.units import SourceMerge, cut_source
 
     start = time.perf_counter()
@@ -386,40 +419,3 @@ def process_source(
     except BaseException:
         merge.abort()
         raise
-
-
-def install_output(
-    out_dir: Path,
-    key: str,
-    tmp: Path,
-    final: list[tuple[Path, int]],
-) -> tuple[list[dict[str, Any]], str]:
-    """Swap a source's finished output (shards and rejects in `tmp`) in for its previous one;
-    return its shards' manifest entries and the rejects file's path."""
-    target = out_dir / key
-    old = out_dir / f".old-{key}"
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        target.rename(old)
-    reject_rel = f"rejects/{key}.jsonl"
-    (out_dir / "rejects").mkdir(exist_ok=True)
-    reject_target = out_dir / reject_rel
-    if (tmp / "rejects.jsonl").exists():
-        (tmp / "rejects.jsonl").replace(reject_target)
-    else:
-        reject_target.write_text("", encoding="utf-8")
-    tmp.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-
-    shard_info = []
-    for path, n in final:
-        path = target / path.name
-        shard_info.append(
-            {
-                "path": f"{key}/{path.name}",
-                "records": n,
-                "bytes": path.stat().st_size,
-                "sha256": sha256_file(path),
-            }
-        )
-    return shard_info, reject_rel

@@ -34,9 +34,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alpacacot.catalog import DatasetEntry
-from alpacacot.collectors import CollectedFile
+from alpacacot.collectors import CollectedFile, sha256_file
 from alpacacot.errors import AlpacacotError
-from alpacacot.pipeline import BuildOptions, Counts, UnitOutput, install_output
+from alpacacot.faults import fault_point
+from alpacacot.outdir import REJECTS, STAGED_REJECTS, staging_dir
+from alpacacot.pipeline import BuildOptions, Counts, UnitOutput
 from alpacacot.readers import _BOM, iter_rows
 from alpacacot.record import ARROW_SCHEMA
 from alpacacot.writer import ROW_GROUP, RejectWriter
@@ -231,10 +233,10 @@ class SourceMerge:
         self.key = entry.key
         self.out_dir = out_dir
         self.max_shard_bytes = options.max_shard_bytes
-        self.tmp = out_dir / f".tmp-{self.key}"
+        self.tmp = staging_dir(out_dir, self.key)
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir(parents=True)
-        self.rejects = RejectWriter(self.tmp / "rejects.jsonl", self.key)
+        self.rejects = RejectWriter(self.tmp / STAGED_REJECTS, self.key)
         self.waiting: deque[tuple[int, str]] = deque()  # row rejects: (records before, line)
         self.seen: set[int] = set()
         self.counts = Counts()
@@ -339,7 +341,8 @@ class SourceMerge:
             self.shard_bytes = 0
 
     def finish(self, files: list[CollectedFile], start: float) -> dict[str, Any]:
-        """Write what is left, swap the output in, and return the source's manifest entry."""
+        """Write what is left into the staging folder and return the source's manifest entry,
+        whose paths name where `outdir.commit_source` then puts the files."""
         try:
             self._write_rejects_before(None)
             self._flush(None)
@@ -350,19 +353,28 @@ class SourceMerge:
                 self.paths.append(path)
                 self.records.append(0)
             total = len(self.paths)
-            final = []
+            shards = []
             for i, (path, count) in enumerate(zip(self.paths, self.records, strict=True)):
                 target = self.tmp / f"train-{i:05d}-of-{total:05d}.parquet"
+                fault_point("stage.shard-rename")
                 os.replace(path, target)
-                final.append((target, count))
+                shards.append(
+                    {
+                        "path": f"{self.key}/{target.name}",
+                        "records": count,
+                        "bytes": target.stat().st_size,
+                        "sha256": sha256_file(target),
+                    }
+                )
             counts = self.counts
             counts.written = sum(self.records)
             counts.rejected = self.rejects.count
             self.rejects.close()
+            if not (self.tmp / STAGED_REJECTS).exists():
+                (self.tmp / STAGED_REJECTS).write_bytes(b"")
         except BaseException:
             self.abort()
             raise
-        shard_info, reject_rel = install_output(self.out_dir, self.key, self.tmp, final)
         assert counts.read == counts.written + counts.duplicates + counts.rejected, counts
         return {
             "inputs": [
@@ -376,8 +388,8 @@ class SourceMerge:
             ],
             "counts": counts.as_dict(),
             "lang_counts": dict(sorted((+self.langs).items(), key=lambda kv: (-kv[1], kv[0]))),
-            "shards": shard_info,
-            "rejects": reject_rel,
+            "shards": shards,
+            "rejects": f"{REJECTS}/{self.key}.jsonl",
             "seconds": round(time.perf_counter() - start, 3),
         }
 

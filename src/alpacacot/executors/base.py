@@ -4,8 +4,9 @@ An executor knows nothing of what it runs (no catalog, record or stage): it take
 picklable units and a picklable function `fn(unit, report)`, where `report(n)` tells the caller's
 progress bars that the unit got `n` steps further. `map` yields `fn`'s results in the order of the
 units, while later units already run, and reruns a unit whose worker was lost (killed, out of
-memory, its machine gone); an exception raised by `fn` itself is not retried: it is raised from
-`map` at that unit's turn.
+memory, its machine gone). A unit that loses its worker every time it is tried gives a
+`WorkerLost` as its result (returned, not raised: the caller fails that unit alone). An exception
+raised by `fn` itself is not retried: it is raised from `map` at that unit's turn.
 """
 
 from __future__ import annotations

@@ -3,13 +3,12 @@
 Each worker is a process of its own, fed one unit at a time over a pipe, so the parent always knows
 which unit a worker holds: when a worker dies (SIGKILL, the OOM killer) its unit is run again on a
 fresh worker, and nothing it did counts. Workers ignore Ctrl-C and die with their parent (Linux's
-parent-death signal; elsewhere a watcher thread), so neither an interrupted build nor a killed one
+parent-death signal, see `lifeline.py`), so neither an interrupted build nor a killed one
 leaves them behind, and closing `map` early kills them at once instead of letting their units finish.
 """
 
 from __future__ import annotations
 
-import ctypes
 import gc
 import multiprocessing
 import os
@@ -17,7 +16,6 @@ import pickle
 import queue
 import signal
 import threading
-import time
 import traceback
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -25,27 +23,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from alpacacot.executors.base import ProgressCallback, UnitFunction, WorkerLost
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent: int) -> None:
-    """End this process when `parent` ends, whatever way it ends."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) == 0:
-            if os.getppid() != parent:  # the parent died before prctl took effect
-                os._exit(1)
-            return
-    except (OSError, AttributeError):
-        pass
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
+from alpacacot.faults import fault_point
+from alpacacot.lifeline import die_with_parent, parent_alive
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -60,8 +39,8 @@ def _portable(exc: BaseException) -> BaseException:
 
 def _worker_main(conn: Connection, parent: int, gc_threshold: tuple[int, ...]) -> None:
     """A worker's life: run the units it is sent until it is sent None or its parent goes."""
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C stops
-    _die_with_parent(parent)
     gc.set_threshold(*gc_threshold)
     while True:
         try:
@@ -73,6 +52,9 @@ def _worker_main(conn: Connection, parent: int, gc_threshold: tuple[int, ...]) -
         index, fn, unit = task
 
         def report(n: int, index: int = index) -> None:
+            fault_point("worker.progress")
+            if not parent_alive():
+                os._exit(1)
             conn.send(("progress", index, n))
 
         try:
@@ -179,7 +161,7 @@ class _Run:
         tries = self.tries[index] = self.tries.get(index, 0) + 1
         if tries >= self.max_tries:
             code = worker.process.exitcode
-            self.results[index] = _Raise(WorkerLost(index, tries, f"exit code {code}"))
+            self.results[index] = WorkerLost(index, tries, f"exit code {code}")
             self.pending.pop(index, None)
         else:
             self.retry.append(index)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from alpacacot.errors import AlpacacotError
-from alpacacot.executors.base import ProgressCallback, UnitFunction
+from alpacacot.executors.base import ProgressCallback, UnitFunction, WorkerLost
 
 
 class RayMissingError(AlpacacotError):
@@ -122,6 +122,13 @@ class RayExecutor:
                             continue
                         try:
                             result, count = ray.get(ref)
+                        except (
+                            ray.exceptions.WorkerCrashedError,
+                            ray.exceptions.NodeDiedError,
+                        ) as exc:
+                            lost = WorkerLost(index, self.max_retries + 1, type(exc).__name__)
+                            done[index] = (True, lost)
+                            continue
                         except Exception as exc:  # noqa: BLE001 - raised at the unit's turn
                             done[index] = (False, _unwrap(ray, exc))
                             continue
