@@ -106,22 +106,25 @@ def _cut_points(path: Path, size: int, unit_bytes: int) -> list[int]:
     return cuts
 
 
-def _line_counts(path: Path, cuts: list[int], size: int) -> tuple[list[int], bool]:
-    """The line number at each cut, and whether the file has a carriage return or a quote
-    anywhere (a delimited file is then cut by rows, not by lines)."""
-    firsts, lines, at, odd = [0], 0, 0, False
-    bounds = [*cuts[1:], size]
+def _line_counts(path: Path, cuts: list[int], size: int, odd: bytes) -> tuple[list[int], bool]:
+    """The line number at each cut, and whether any byte of `odd` is in the file (a quote or a
+    carriage return, where a delimited file's rows need not be its lines)."""
+    firsts, lines, at, found = [0], 0, 0, False
     with open(path, "rb") as fh:
-        for end in bounds[:-1]:
+        for end in cuts[1:]:
             while at < end:
                 block = fh.read(min(1 << 24, end - at))
                 lines += block.count(b"\n")
-                odd = odd or b"\r" in block or b'"' in block
+                found = found or any(b in block for b in _split(odd))
                 at += len(block)
             firsts.append(lines)
-        while block := fh.read(1 << 24):
-            odd = odd or b"\r" in block or b'"' in block
-    return firsts, odd
+        while not found and (block := fh.read(1 << 24)):
+            found = any(b in block for b in _split(odd))
+    return firsts, found
+
+
+def _split(odd: bytes) -> list[bytes]:
+    return [odd[i : i + 1] for i in range(len(odd))]
 
 
 def _header(path: Path, fmt: str) -> list[str] | None:
@@ -176,10 +179,13 @@ def cut_file(
         yield from _row_units(entry, cf, options, seq, unit_rows)
         return
     cuts = _cut_points(cf.path, size, unit_bytes)
-    firsts, odd = _line_counts(cf.path, cuts, size)
+    # JSON Lines rows are lines; csv's reader also ends a row at a lone \r, and a quoted CSV
+    # field may hold a line end (TSV is read without quoting).
+    odd = {"jsonl": b"", "tsv": b"\r", "csv": b'\r"'}[entry.format]
+    firsts, found = _line_counts(cf.path, cuts, size, odd)
     columns = entry.columns
     if entry.format != "jsonl":
-        if odd:  # a quoted field or a lone \r may hold a line end: lines are not rows
+        if found:  # a quoted field or a \r may hold a line end: lines are not rows
             yield from _row_units(entry, cf, options, seq, unit_rows)
             return
         columns = columns or _header(cf.path, entry.format)

@@ -74,7 +74,9 @@ class RayExecutor:
             if self.address:
                 ray.init(address=self.address, **options)
             else:
-                ray.init(num_cpus=self._requested, include_dashboard=False, **options)
+                ray.init(
+                    address="local", num_cpus=self._requested, include_dashboard=False, **options
+                )
                 self._started = True
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         return ray
