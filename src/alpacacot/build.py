@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -36,11 +37,19 @@ from alpacacot.outdir import (
     commit_source,
     read_manifest_file,
     recover,
+    staging_dir,
     write_manifest,
 )
 from alpacacot.pipeline import BuildOptions, run_unit
 from alpacacot.record import SCHEMA_VERSION
-from alpacacot.units import UNIT_BYTES, UNIT_ROWS, SourceMerge, WorkUnit, cut_source
+from alpacacot.units import (
+    UNIT_BYTES,
+    UNIT_ROWS,
+    SourceMerge,
+    WorkUnit,
+    cut_source,
+    prepare_staging,
+)
 
 __all__ = ["SourceFailed", "build", "describe_failure"]
 
@@ -229,11 +238,19 @@ def _run_units(
     )
     unit_keys: list[tuple[str, bool]] = []  # unit index -> (source key, last of it?)
 
+    # Local worker processes leave their records in the staging folder (cheaper than a pipe);
+    # elsewhere (Ray, possibly on other machines) they come back with the result.
+    spill = executor.name == "local"
+    prepared: list[str] = []  # sources whose staging folder exists
+
     def units() -> Iterator[WorkUnit]:
         for entry, files, _ in by_size:
+            folder = prepare_staging(request.out_dir, entry.key)
+            prepared.append(entry.key)
             for unit in cut_source(
                 entry, files, request.options, request.unit_bytes, request.unit_rows
             ):
+                unit.spill = str(folder) if spill else None
                 unit_keys.append((entry.key, unit.last))
                 yield unit
 
@@ -281,9 +298,12 @@ def _run_units(
                 close(key)
     finally:
         results.close()
-        for merge in merges.values():
+        for key in prepared:
+            merge = merges.get(key)
             if merge is not None:
                 merge.abort()
+            elif key not in merges:  # no unit of it came back
+                shutil.rmtree(staging_dir(request.out_dir, key), ignore_errors=True)
 
 
 def build(

@@ -214,13 +214,24 @@ class UnitOutput:
     """What one unit made. Its candidates are the records that passed cleaning and the unit's own
     dedup, in order; the merge drops those an earlier unit of the source already had."""
 
-    table: pa.Table  # the candidates the record schema accepts, in order (ARROW_SCHEMA)
+    # The candidates the record schema accepts, in order (ARROW_SCHEMA); or None, and the Arrow
+    # IPC file that holds them (a unit with a `spill` folder).
+    table: pa.Table | None
     ids: np.ndarray  # uint64: the first 64 bits of every candidate's id
     text_bytes: np.ndarray  # int64: characters of instruction + input + output, per candidate
     broken: dict[int, str]  # candidate index -> reject line: refused by the record schema
     rejects: list[tuple[int, str]]  # (candidates before it, reject line): refused on reading
     read: int = 0
     duplicates: int = 0
+    table_file: str | None = None
+
+    def records(self) -> pa.Table:
+        """The candidates' table, memory-mapped from its file when the unit spilled it."""
+        if self.table is not None:
+            return self.table
+        assert self.table_file is not None
+        with pa.memory_map(self.table_file) as source:
+            return pa.ipc.open_file(source).read_all()
 
 
 class _Candidates:
@@ -302,10 +313,21 @@ class _Candidates:
             self.batches.append(batch)
         self.checked += len(group)
 
-    def output(self, rejects: list[tuple[int, str]], counts: Counts) -> UnitOutput:
+    def output(
+        self, rejects: list[tuple[int, str]], counts: Counts, spill: Path | None
+    ) -> UnitOutput:
         self.flush()
+        table: pa.Table | None = pa.Table.from_batches(self.batches, schema=ARROW_SCHEMA)
+        table_file = None
+        if spill is not None:
+            # Through the page cache instead of a pipe: the merging process maps the file.
+            table_file = str(spill)
+            with pa.OSFile(table_file, "wb") as sink, pa.ipc.new_file(sink, ARROW_SCHEMA) as w:
+                w.write_table(table)
+            table = None
         return UnitOutput(
-            table=pa.Table.from_batches(self.batches, schema=ARROW_SCHEMA),
+            table=table,
+            table_file=table_file,
             ids=np.array(self.ids, dtype=np.uint64),
             text_bytes=np.array(self.text_bytes, dtype=np.int64),
             broken=self.broken,
@@ -387,7 +409,8 @@ def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
         )
     if report and since_progress:
         report(since_progress)
-    return candidates.output(rejects, counts)
+    spill = Path(unit.spill) / f"{unit.seq:06d}.arrow" if unit.spill else None
+    return candidates.output(rejects, counts, spill)
 
 
 def process_source(
@@ -404,10 +427,11 @@ def process_source(
     Nothing outside that staging folder is touched, so a failure (for example a malformed file,
     raised as MalformedFileError) leaves the previous build of this source as it was; the staging
     folder is removed on the way out."""
-    from alpacacot.units import SourceMerge, cut_source
+    from alpacacot.units import SourceMerge, cut_source, prepare_staging
 
     start = time.perf_counter()
     files = list(files)
+    prepare_staging(out_dir, entry.key)
     merge = SourceMerge(entry, out_dir, options)
     try:
         for unit in cut_source(entry, files, options):

@@ -64,6 +64,9 @@ class WorkUnit:
     rows: list[tuple[int, Any]] | None = None  # rows read by the parent
     error: AlpacacotError | None = None  # the parent's reader failed: the source fails with it
     last: bool = False  # the source's last unit
+    # A folder the merging process reads, where the unit leaves its records as an Arrow file
+    # instead of sending them back (local worker processes: the page cache is cheaper than a pipe).
+    spill: str | None = None
 
     @property
     def key(self) -> str:
@@ -226,6 +229,14 @@ def cut_source(
         yield previous
 
 
+def prepare_staging(out_dir: Path, key: str) -> Path:
+    """An empty staging folder for a source, and in it the folder its units may spill into."""
+    tmp = staging_dir(out_dir, key)
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "units").mkdir(parents=True)
+    return tmp / "units"
+
+
 class SourceMerge:
     """Merge a source's unit outputs, given in unit order, into its shards and rejects file.
 
@@ -239,9 +250,9 @@ class SourceMerge:
         self.key = entry.key
         self.out_dir = out_dir
         self.max_shard_bytes = options.max_shard_bytes
+        # Made empty by `prepare_staging` before the source's units run (they may spill into it).
         self.tmp = staging_dir(out_dir, self.key)
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
+        self.tmp.mkdir(parents=True, exist_ok=True)
         self.rejects = RejectWriter(self.tmp / STAGED_REJECTS, self.key)
         self.waiting: deque[tuple[int, str]] = deque()  # row rejects: (records before, line)
         self.seen: set[int] = set()
@@ -273,7 +284,9 @@ class SourceMerge:
         is_broken = np.zeros(len(ids), dtype=bool)
         if out.broken:
             is_broken[list(out.broken)] = True
-        table = out.table
+        table = out.records()
+        if out.table_file:
+            os.unlink(out.table_file)  # the mapping stays readable until the slices go
         if not keep.all():
             table = table.filter(pa.array(keep[~is_broken]))
         kept = np.flatnonzero(keep)
@@ -378,6 +391,7 @@ class SourceMerge:
             self.rejects.close()
             if not (self.tmp / STAGED_REJECTS).exists():
                 (self.tmp / STAGED_REJECTS).write_bytes(b"")
+            shutil.rmtree(self.tmp / "units", ignore_errors=True)
         except BaseException:
             self.abort()
             raise
