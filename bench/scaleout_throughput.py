@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> None:
                     r["counts"] = manifest_counts(out)
                     r["records"] = r["counts"]["written"]
                 results[run].append(r)
-                print(f"round {n + 1} {run:<12} {r['seconds']:7.1f} s  {r['records']:>9,} records"
+                print(f"round {n + 1} {run:<12} {r['seconds']:7.1f} s  cpu {r['cpu_s']:6.1f} s"
+                      f"  {r['records']:>9,} records"
                       f"  maxrss {r['maxrss_mib']:.0f} MiB  tree {r['tree_mib']:.0f} MiB",
                       flush=True)  # fmt: skip
                 shutil.rmtree(out, ignore_errors=True)
@@ -212,8 +213,8 @@ def table(results: dict[str, list[dict]]) -> str:
     med = {run: statistics.median(r["seconds"] for r in rs) for run, rs in results.items() if rs}
     lines = [
         "| run | records written | seconds (median) | all rounds | records/s | vs baseline "
-        "| vs datasets | peak RSS (largest process) | peak RSS (tree) |",
-        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
+        "| vs datasets | CPU s (median) | peak RSS (largest process) | peak RSS (tree) |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for run, rs in results.items():
         if not rs:
@@ -225,7 +226,8 @@ def table(results: dict[str, list[dict]]) -> str:
         lines.append(
             f"| {run} | {rs[0]['records']:,} | {secs:.1f} | "
             f"{rounds} | {rs[0]['records'] / secs:,.0f} | "
-            f"{vs_base} | {vs_ds} | {max(r['maxrss_mib'] for r in rs):.0f} MiB | "
+            f"{vs_base} | {vs_ds} | {statistics.median(r['cpu_s'] for r in rs):.1f} | "
+            f"{max(r['maxrss_mib'] for r in rs):.0f} MiB | "
             f"{max(r['tree_mib'] for r in rs):.0f} MiB |"
         )
     notes = []
