@@ -4,7 +4,12 @@ Every source is cut into work units (`units.py`) that run on an executor (`execu
 process, local worker processes, or Ray); each source's unit outputs are merged, in order, into
 the files a single pass would write. The steps are in `pipeline.py`. A source whose inputs,
 catalog entry and pipeline code are unchanged since the last build into the same folder is
-skipped; one that fails leaves its previous output and the other sources alone.
+skipped; one that fails, whatever the exception (or a worker that dies on every try), leaves its
+previous output and the other sources alone.
+
+How the output folder stays consistent (the lock, the swap of each finished source, the manifest
+rewritten after each, the recovery after a crash) is `outdir.py`; this module only decides what to
+build and calls it. Worker processes die with the build (`lifeline.py`, via `executors/local.py`).
 """
 
 from __future__ import annotations

@@ -213,7 +213,7 @@ def build(
             report = run_build(
                 cat, request, on_start=on_start, on_progress=on_progress, on_done=on_done
             )
-    except AlpacacotError as exc:
+    except AlpacacotError as exc:  # another build holds --out; Ray missing
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail(

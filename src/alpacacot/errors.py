@@ -44,3 +44,18 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, AlpacacotError):
         return str(exc)
     return f"{type(exc).__name__}: {exc} (run with -v for the traceback)"
+
+
+class WorkerLost(AlpacacotError):
+    """A work unit's worker process died on every try (see `executors/`)."""
+
+    def __init__(self, index: int, tries: int, detail: str = ""):
+        self.index, self.tries, self.detail = index, tries, detail
+        super().__init__(
+            f"the worker process building it died (killed, or out of memory) on each of {tries} "
+            f"tries of work unit {index}{' (' + detail + ')' if detail else ''}; look for what "
+            "kills it (the OOM killer?) and run the build again"
+        )
+
+    def __reduce__(self):
+        return type(self), (self.index, self.tries, self.detail)

@@ -4,7 +4,8 @@ The build calls `fault_point(name)` before each rename and write of its output p
 (`outdir.py`) and in a worker's progress path. Nothing happens unless the environment asks for it,
 which only the tests and `bench/fault_injection.py` do:
 
-- `ALPACACOT_FAULT=NAME[#N][=ACTION]`: at the N-th time (default 1) this process reaches point NAME,
+- `ALPACACOT_FAULT=NAME[#N][=ACTION]`: at the N-th time (default 1) this process reaches point NAME
+  (a shell pattern: `worker.progress.*` is every source's worker),
   `kill` itself with SIGKILL (the default: no cleanup, no `finally`, as a power cut or the OOM
   killer would) or `hang` there (a source that takes forever).
 - `ALPACACOT_FAULT_TRACE=FILE`: append `PID NAME` to FILE at every point reached, so that a test
@@ -17,6 +18,7 @@ import os
 import signal
 import time
 from collections import Counter
+from fnmatch import fnmatchcase
 
 _hits: Counter[str] = Counter()
 
@@ -34,7 +36,7 @@ def fault_point(name: str) -> None:
         return
     where, _, action = spec.partition("=")
     point, _, nth = where.partition("#")
-    if point != name:
+    if not fnmatchcase(name, point):
         return
     _hits[name] += 1
     if _hits[name] != int(nth or 1):

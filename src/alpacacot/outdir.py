@@ -27,7 +27,6 @@ callback of the build.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -38,6 +37,11 @@ from typing import Any
 
 from alpacacot.errors import AlpacacotError
 from alpacacot.faults import fault_point
+
+try:
+    import fcntl
+except ImportError:  # Windows: builds are not locked there
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,9 @@ def rejects_path(out_dir: Path, key: str) -> Path:
 
 
 def _fsync_dir(path: Path) -> None:
+    """Make the renames in `path` durable (POSIX; Windows has no directory handles for this)."""
+    if not hasattr(os, "O_DIRECTORY"):
+        return
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -119,6 +126,9 @@ class OutputLock:
 
     def __enter__(self) -> OutputLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if fcntl is None:
+            log.warning("no file locks on this platform: %s is not locked", self.path.parent)
+            return self
         while self._fd is None:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
             try:
@@ -197,22 +207,40 @@ def commit_source(
         "had_rejects": rejects.exists(),
     }
     atomic_write_text(_journal(out_dir, key), json.dumps(journal), "swap.journal")
-    if old is not None:
-        publish(None)
-    if target.exists():
-        fault_point("swap.hide-old")
-        target.rename(old_dir)
-        if rejects.exists():
-            fault_point("swap.hide-old-rejects")
-            rejects.rename(old_dir / _OLD_REJECTS)
-    rejects.parent.mkdir(exist_ok=True)
-    fault_point("swap.rejects")
-    os.replace(staged / STAGED_REJECTS, rejects)
-    fault_point("swap.shards")
-    staged.rename(target)
-    _fsync_dir(out_dir)
-    publish(new)
+    committed = False
+    try:
+        if old is not None:
+            publish(None)
+        if target.exists():
+            fault_point("swap.hide-old")
+            target.rename(old_dir)
+            if rejects.exists():
+                fault_point("swap.hide-old-rejects")
+                rejects.rename(old_dir / _OLD_REJECTS)
+        rejects.parent.mkdir(exist_ok=True)
+        _fsync_tree(staged)
+        fault_point("swap.rejects")
+        os.replace(staged / STAGED_REJECTS, rejects)
+        fault_point("swap.shards")
+        staged.rename(target)
+        _fsync_dir(out_dir)
+        publish(new)
+        committed = True
+    except BaseException:
+        # (Ctrl-C included) undo it now, as the next build's recover() would.
+        if not committed:
+            _roll_back(out_dir, key, journal, publish)
+        raise
     _finish(out_dir, key)
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush the staged files to disk before the manifest may name them (a power cut then
+    cannot leave a manifest whose shards are empty)."""
+    for path in folder.iterdir():
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())
+    _fsync_dir(folder)
 
 
 def _finish(out_dir: Path, key: str) -> None:
@@ -222,8 +250,11 @@ def _finish(out_dir: Path, key: str) -> None:
     _journal(out_dir, key).unlink(missing_ok=True)
 
 
-def _roll_back(out_dir: Path, key: str, journal: dict[str, Any]) -> None:
-    """Put the output of `key` back as it was before the swap began (idempotent)."""
+def _roll_back(
+    out_dir: Path, key: str, journal: dict[str, Any], publish: PublishEntry | None = None
+) -> None:
+    """Put the output of `key` back as it was before the swap began (idempotent). The manifest
+    gets the old entry back through `publish`, or (None: at recovery) by editing the file."""
     target, old_dir = out_dir / key, _old_dir(out_dir, key)
     rejects = rejects_path(out_dir, key)
     if old_dir.exists():
@@ -243,10 +274,13 @@ def _roll_back(out_dir: Path, key: str, journal: dict[str, Any]) -> None:
             fault_point("recover.drop-new-rejects")
             rejects.unlink()
     # (else: the old folder never moved, so the old output is in place.)
-    manifest = read_manifest_file(out_dir)
-    if manifest is not None:
-        sources = manifest.setdefault("sources", {})
-        if journal.get("old") is not None and sources.get(key) != journal["old"]:
+    _remove_tree(staging_dir(out_dir, key), "recover.drop-tmp")
+    if publish is not None:
+        publish(journal.get("old"))
+    else:
+        manifest = read_manifest_file(out_dir)
+        sources = manifest.get("sources") if manifest else None
+        if isinstance(sources, dict) and journal.get("old") not in (None, sources.get(key)):
             sources[key] = journal["old"]
             manifest["sources"] = dict(sorted(sources.items()))
             write_manifest(out_dir, manifest)

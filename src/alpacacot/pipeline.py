@@ -30,6 +30,7 @@ import pyarrow as pa
 from alpacacot.catalog import DatasetEntry
 from alpacacot.collectors import CollectedFile
 from alpacacot.errors import AlpacacotError, SourceFailed, describe_failure
+from alpacacot.faults import fault_point
 from alpacacot.lang import LanguageTagger
 from alpacacot.normalizers import Draft, RejectRow, get_normalizer
 from alpacacot.readers import RowError, iter_rows
@@ -352,9 +353,21 @@ def run_unit(unit: WorkUnit, report: Progress | None = None) -> UnitOutput | Alp
         return SourceFailed(describe_failure(exc), traceback.format_exc())
 
 
+def _reporting(report: Progress, key: str) -> Progress:
+    """`report`, behind the fault point the crash tests stop a worker at (`faults.py`)."""
+
+    def report_progress(n: int) -> None:
+        fault_point(f"worker.progress.{key}")
+        report(n)
+
+    return report_progress
+
+
 def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
     entry, cf, options = unit.entry, unit.file, unit.options
     key = entry.key
+    if report is not None:
+        report = _reporting(report, key)
     tagger = LanguageTagger(options.lang_backend, entry.languages)
     base_tags = entry.record_tags
     counts = Counts()

@@ -14,21 +14,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
+from alpacacot.errors import WorkerLost
+
+__all__ = ["Executor", "ProgressCallback", "UnitFunction", "WorkerLost", "no_progress"]
+
 # fn(unit, report) -> result; report(n) adds n to the unit's progress.
 UnitFunction = Callable[[Any, Callable[[int], None]], Any]
 # progress(unit_index, n): unit `unit_index` (0-based, in the order of the units) did n more steps.
 ProgressCallback = Callable[[int, int], None]
-
-
-class WorkerLost(RuntimeError):
-    """A unit's worker died on every try (a unit that kills its worker each time it runs)."""
-
-    def __init__(self, index: int, tries: int, detail: str = ""):
-        self.index, self.tries = index, tries
-        super().__init__(
-            f"work unit {index} lost its worker {tries} times{': ' + detail if detail else ''}; "
-            "look for the process being killed (out of memory?) and run the build again"
-        )
 
 
 class Executor(Protocol):

@@ -23,7 +23,6 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from alpacacot.executors.base import ProgressCallback, UnitFunction, WorkerLost
-from alpacacot.faults import fault_point
 from alpacacot.lifeline import die_with_parent, parent_alive
 
 
@@ -52,7 +51,6 @@ def _worker_main(conn: Connection, parent: int, gc_threshold: tuple[int, ...]) -
         index, fn, unit = task
 
         def report(n: int, index: int = index) -> None:
-            fault_point("worker.progress")
             if not parent_alive():
                 os._exit(1)
             conn.send(("progress", index, n))
