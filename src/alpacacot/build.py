@@ -45,7 +45,7 @@ from alpacacot.outdir import (
     staging_dir,
     write_manifest,
 )
-from alpacacot.pipeline import BuildOptions, run_unit
+from alpacacot.pipeline import BuildOptions, MergedSource, run_unit
 from alpacacot.record import SCHEMA_VERSION
 from alpacacot.units import (
     UNIT_BYTES,
@@ -256,6 +256,8 @@ def _run_units(
                 entry, files, request.options, request.unit_bytes, request.unit_rows
             ):
                 unit.spill = str(folder) if spill else None
+                if spill and unit.seq == 0 and unit.last:
+                    unit.merge_into = str(request.out_dir)
                 unit_keys.append((entry.key, unit.last))
                 yield unit
 
@@ -289,6 +291,10 @@ def _run_units(
                 starts[key] = time.perf_counter()
                 if on_start:
                     on_start(key, sum(cf.bytes for cf in sources[key][1]))
+                if isinstance(result, MergedSource):  # its worker merged it
+                    merges[key] = None
+                    finish(entry, sources[key][2], result.entry)
+                    continue
                 merges[key] = SourceMerge(entry, request.out_dir, request.options)
             merge = merges[key]
             if merge is None:

@@ -338,15 +338,39 @@ class _Candidates:
         )
 
 
-def run_unit(unit: WorkUnit, report: Progress | None = None) -> UnitOutput | AlpacacotError:
+@dataclass
+class MergedSource:
+    """What a unit that is its source's only one returns when it was merged where it ran: the
+    source's manifest entry, its output staged in `.tmp-<key>/` for the build to commit."""
+
+    entry: dict[str, Any]
+
+
+def run_unit(
+    unit: WorkUnit, report: Progress | None = None
+) -> UnitOutput | MergedSource | AlpacacotError:
     """Take one work unit through the steps (the function an executor runs; module level so it
     pickles). Any error (a malformed file, a bug) is returned, not raised: it fails the unit's
     source, not the executor's other work. One that is not ours comes back as a SourceFailed
     carrying its message and traceback as text (it need not pickle)."""
     if unit.error is not None:
         return unit.error
+    start = time.perf_counter()
     try:
-        return _run_unit(unit, report)
+        out = _run_unit(unit, report)
+        if unit.merge_into is None:
+            return out
+        # A source of this one unit: merged here, so that many small sources write their shards
+        # in the workers, in parallel, and not one after the other in the build process.
+        from alpacacot.units import SourceMerge
+
+        merge = SourceMerge(unit.entry, Path(unit.merge_into), unit.options)
+        try:
+            merge.add(out)
+        except BaseException:
+            merge.abort()
+            raise
+        return MergedSource(merge.finish([unit.file], start))
     except AlpacacotError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - any error is this source's failure
@@ -422,7 +446,10 @@ def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
         )
     if report and since_progress:
         report(since_progress)
-    spill = Path(unit.spill) / f"{unit.seq:06d}.arrow" if unit.spill else None
+    # (A unit merged where it runs keeps its records in memory.)
+    spill = None
+    if unit.spill and unit.merge_into is None:
+        spill = Path(unit.spill) / f"{unit.seq:06d}.arrow"
     return candidates.output(rejects, counts, spill)
 
 

@@ -67,6 +67,9 @@ class WorkUnit:
     # A folder the merging process reads, where the unit leaves its records as an Arrow file
     # instead of sending them back (local worker processes: the page cache is cheaper than a pipe).
     spill: str | None = None
+    # The output folder, for the only unit of a source that its worker may merge itself (local
+    # workers: it writes the staging folder the build then commits).
+    merge_into: str | None = None
 
     @property
     def key(self) -> str:

@@ -41,6 +41,9 @@ def test_local_one_and_two_workers_write_the_same_files_as_one_pass(catalog, one
     assert fingerprint(tmp_path / "j1") == one_process
     run_build(catalog, tmp_path / "j2", workers=2)
     assert fingerprint(tmp_path / "j2") == one_process
+    # Each file one unit: a source of one file is merged by its worker, the others here.
+    run_build(catalog, tmp_path / "j2-whole", workers=2, cut_small=False)
+    assert fingerprint(tmp_path / "j2-whole") == one_process
 
 
 def test_a_worker_killed_mid_unit_is_replaced_and_its_unit_rerun(catalog, one_process, tmp_path):
