@@ -400,6 +400,7 @@ def _build_locked(
         try:
             commit_source(out_dir, entry.key, new, sources.get(entry.key), publish(entry.key))
         except Exception as exc:  # noqa: BLE001 - the swap was undone; the source failed
+            shutil.rmtree(staging_dir(out_dir, entry.key), ignore_errors=True)
             fail(entry, exc)
             return
         built.append(entry.key)
