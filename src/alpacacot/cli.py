@@ -114,7 +114,7 @@ def build(
         typer.Option(
             "--executor",
             help="Where units run: local (worker processes on this machine) or ray (Ray tasks; "
-            'needs pip install "alpacacot[ray]").',
+            'needs the Ray extra: pip install "alpacacot\\[ray]").',
         ),
     ] = "local",
     ray_address: Annotated[
