@@ -299,6 +299,9 @@ def measure(cmd: list[str], log: Path) -> dict:
         )
     return {
         "seconds": wall,
+        # user + system CPU of the process and the children it waited for (local workers; not
+        # a Ray cluster's processes): unlike wall time, barely moved by other work on the machine
+        "cpu_s": usage.ru_utime + usage.ru_stime,
         "maxrss_mib": usage.ru_maxrss / 1024,
         "tree_mib": peak_tree / 2**20,
         "stdout": stdout,

@@ -1,13 +1,15 @@
 """`alpacacot-data build`: collect every source, run the pipeline, write the manifest and the card.
 
-The engine (in-process, or one worker process per source) is kept apart from the steps in
-`pipeline.py`. A source whose inputs, catalog entry and pipeline code are unchanged since the last build
-into the same folder is skipped; one that fails, whatever the exception (or a worker process that
-dies), leaves its previous output and the other sources alone.
+Every source is cut into work units (`units.py`) that run on an executor (`executors/`: this
+process, local worker processes, or Ray); each source's unit outputs are merged, in order, into
+the files a single pass would write. The steps are in `pipeline.py`. A source whose inputs,
+catalog entry and pipeline code are unchanged since the last build into the same folder is
+skipped; one that fails, whatever the exception (or a worker that dies on every try), leaves its
+previous output and the other sources alone.
 
 How the output folder stays consistent (the lock, the swap of each finished source, the manifest
 rewritten after each, the recovery after a crash) is `outdir.py`; this module only decides what to
-build and calls it. Worker processes die with the build (`lifeline.py`).
+build and calls it. Worker processes die with the build (`lifeline.py`, via `executors/local.py`).
 """
 
 from __future__ import annotations
@@ -16,15 +18,12 @@ import gc
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import shutil
-import signal
-import threading
+import time
 import traceback
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -36,9 +35,8 @@ from typing import Any
 from alpacacot import __version__
 from alpacacot.catalog import Catalog, DatasetEntry
 from alpacacot.collectors import CollectedFile, collect_files, sha256_file
-from alpacacot.errors import AlpacacotError, CollectError
-from alpacacot.faults import fault_point
-from alpacacot.lifeline import die_with_parent, parent_alive
+from alpacacot.errors import CollectError, SourceFailed, describe_failure
+from alpacacot.executors import Executor, close_executor, get_executor
 from alpacacot.outdir import (
     OutputLock,
     commit_source,
@@ -47,8 +45,18 @@ from alpacacot.outdir import (
     staging_dir,
     write_manifest,
 )
-from alpacacot.pipeline import BuildOptions, process_source
+from alpacacot.pipeline import BuildOptions, MergedSource, run_unit
 from alpacacot.record import SCHEMA_VERSION
+from alpacacot.units import (
+    UNIT_BYTES,
+    UNIT_ROWS,
+    SourceMerge,
+    WorkUnit,
+    cut_source,
+    prepare_staging,
+)
+
+__all__ = ["SourceFailed", "build", "describe_failure"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,7 @@ PIPELINE_MODULES = (
     "readers.py",
     "record.py",
     "schema_check.py",
+    "units.py",
     "writer.py",
     "normalizers",
     "schema",
@@ -130,6 +139,12 @@ class BuildRequest:
     force: bool = False
     workers: int = 1
     options: BuildOptions = field(default_factory=BuildOptions)
+    # Where units run (`executors.get_executor`), and how sources are cut into units; none of it
+    # changes what is written, so none of it is in the manifest or a source's fingerprint.
+    executor: str = "local"
+    ray_address: str | None = None
+    unit_bytes: int = UNIT_BYTES
+    unit_rows: int = UNIT_ROWS
 
 
 @dataclass
@@ -158,31 +173,6 @@ def read_manifest(out_dir: Path) -> dict[str, Any] | None:
     if data is None or data.get("format_version") != FORMAT_VERSION:
         return None
     return data
-
-
-class SourceFailed(AlpacacotError):
-    """A source failed in a worker process: its message and the worker's traceback, as plain
-    text (any exception, even one that cannot be pickled, reaches the parent this way)."""
-
-    def __init__(self, message: str, trace: str = ""):
-        super().__init__(message)
-        self.trace = trace
-
-    def __reduce__(self):
-        return type(self), (str(self), self.trace)
-
-
-def describe_failure(exc: BaseException) -> str:
-    """The message a failed source is reported with: ours as they are, any other exception with
-    its type (a RecursionError, an OSError, a library's ValueError...)."""
-    if isinstance(exc, AlpacacotError):
-        return str(exc)
-    if isinstance(exc, BrokenProcessPool):
-        return (
-            "the worker process building it died (killed, or out of memory), also when it "
-            "was built again alone"
-        )
-    return f"{type(exc).__name__}: {exc} (run with -v for the traceback)"
 
 
 def is_current(old: dict[str, Any] | None, fingerprint: str, out_dir: Path) -> bool:
@@ -245,167 +235,98 @@ def _collect_all(catalog: Catalog, request: BuildRequest) -> list[list[Collected
     return [_collect_source(catalog, k, request) for k in request.keys]
 
 
-# In a worker process: the pipe that carries progress to the parent, set by `_init_worker`.
-_progress_pipe: Any = None
-
-
-def _init_worker(gc_threshold: tuple[int, ...], pipe: Any, build_pid: int) -> None:
-    """Worker-process initializer: die with the build (see `lifeline.py`), the parent's GC
-    threshold (spawned workers do not inherit it), the pipe that carries progress back, and
-    Ctrl-C left to the parent, which stops the workers."""
-    global _progress_pipe
-    die_with_parent(build_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gc.set_threshold(*gc_threshold)
-    _progress_pipe = pipe
-
-
-def _run_source(
-    entry: DatasetEntry, files: list[CollectedFile], out_dir: Path, options: BuildOptions
-) -> dict[str, Any]:
-    """Worker-process entry point (module level so it pickles). Any failure comes back as a
-    `SourceFailed` carrying the message and the traceback."""
-    pipe = _progress_pipe
-    key = entry.key
-
-    def progress(n: int) -> None:
-        fault_point(f"worker.progress.{key}")
-        if not parent_alive():
-            os._exit(1)
-        pipe.send(("progress", key, n))
-
-    try:
-        if pipe is None:
-            return process_source(entry, files, out_dir, options)
-        pipe.send(("start", key, sum(cf.bytes for cf in files)))
-        return process_source(entry, files, out_dir, options, progress)
-    except Exception as exc:
-        raise SourceFailed(describe_failure(exc), traceback.format_exc()) from None
-
-
-class _Workers:
-    """The parent's side of the worker processes: a pipe they report progress on, a thread that
-    hands it to the callbacks, and a way to stop them at once on Ctrl-C (`ProcessPoolExecutor`'s
-    shutdown would let every running source finish first).
-
-    The pipe has no lock: each message is far below PIPE_BUF, so the kernel writes it whole, and a
-    worker killed at any moment can neither leave half a message nor hold a lock that the others
-    (or the parent) would wait on forever. The relay thread polls, so stopping it never writes to
-    the pipe."""
-
-    def __init__(
-        self,
-        on_start: Callable[[str, int], None] | None,
-        on_progress: Callable[[str, int], None] | None,
-    ):
-        self.reader, self.writer = multiprocessing.get_context().Pipe(duplex=False)
-        self._callbacks = {"start": on_start, "progress": on_progress}
-        self._thread = threading.Thread(target=self._relay, name="alpacacot-workers", daemon=True)
-        self._stopping = threading.Event()
-        self._others: set[int] = set()
-
-    def _relay(self) -> None:
-        while True:
-            stopping = self._stopping.is_set()
-            while self.reader.poll(0 if stopping else 0.1):
-                kind, key, n = self.reader.recv()
-                if callback := self._callbacks[kind]:
-                    callback(key, n)
-            if stopping:
-                return
-
-    def __enter__(self) -> _Workers:
-        # Child processes that exist before the pool are not ours to stop.
-        self._others = {p.pid for p in multiprocessing.active_children() if p.pid}
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stopping.set()
-        self._thread.join()
-        self.reader.close()
-        self.writer.close()
-
-    def stop(self) -> None:
-        """End every worker process now (their unfinished output stays in .tmp-* folders)."""
-        ours = [p for p in multiprocessing.active_children() if p.pid not in self._others]
-        for process in ours:
-            process.terminate()
-        for process in ours:
-            process.join(timeout=10)
-
-
-Todo = list[tuple[DatasetEntry, list[CollectedFile], str]]
-Finish = Callable[[DatasetEntry, str, dict[str, Any]], None]
-Fail = Callable[[DatasetEntry, BaseException], None]
-
-
-def _build_in_workers(
-    todo: Todo,
+def _run_units(
+    todo: list[tuple[DatasetEntry, list[CollectedFile], str]],
     request: BuildRequest,
-    finish: Finish,
-    fail: Fail,
+    executor: Executor,
+    finish: Callable[[DatasetEntry, str, dict[str, Any]], None],
+    fail: Callable[[DatasetEntry, BaseException], None],
     on_start: Callable[[str, int], None] | None,
     on_progress: Callable[[str, int], None] | None,
 ) -> None:
-    """One worker process per source, `request.workers` at a time. On Ctrl-C (or an unexpected
-    error) the workers are stopped at once, their unfinished output removed, and the error raised.
+    """Cut every source into units, run them on `executor`, and merge each source's outputs as
+    they come back in order (while later units still run). A source whose unit fails is failed
+    alone; on Ctrl-C (or an unexpected error) the executor's workers are stopped at once, the
+    unfinished output removed, and the error raised."""
+    # In parallel, largest sources first, so that the build does not end with one worker on a big
+    # source while the others have nothing left to do; in one process, in the order asked for.
+    by_size = (
+        todo if executor.workers <= 1 else sorted(todo, key=lambda t: -sum(cf.bytes for cf in t[1]))
+    )
+    unit_keys: list[tuple[str, bool]] = []  # unit index -> (source key, last of it?)
 
-    A worker that dies (killed, out of memory) breaks the pool: every source it was running beside
-    is lost with it. Those are built again one at a time, each in a pool of its own, so that only
-    the source whose worker dies again fails."""
-    # Largest sources first, so that the build does not end with one worker on a big source while
-    # the others have nothing left to do.
-    by_size = sorted(todo, key=lambda t: -sum(cf.bytes for cf in t[1]))
-    try:
-        with _Workers(on_start, on_progress) as workers:
-            lost = _run_pool(by_size, request.workers, workers, request, finish, fail)
-            for item in lost:
-                for entry, _, _ in _run_pool([item], 1, workers, request, finish, fail):
-                    fail(entry, BrokenProcessPool())
-    finally:
-        # What a stopped or dead worker left (a committed source's staging folder is gone).
-        for entry, _, _ in todo:
-            shutil.rmtree(staging_dir(request.out_dir, entry.key), ignore_errors=True)
+    # Local worker processes leave their records in the staging folder (cheaper than a pipe);
+    # elsewhere (Ray, possibly on other machines) they come back with the result.
+    spill = executor.name == "local"
+    prepared: list[str] = []  # sources whose staging folder exists
 
+    def units() -> Iterator[WorkUnit]:
+        for entry, files, _ in by_size:
+            folder = prepare_staging(request.out_dir, entry.key)
+            prepared.append(entry.key)
+            for unit in cut_source(
+                entry, files, request.options, request.unit_bytes, request.unit_rows
+            ):
+                unit.spill = str(folder) if spill else None
+                if spill and unit.seq == 0 and unit.last:
+                    unit.merge_into = str(request.out_dir)
+                unit_keys.append((entry.key, unit.last))
+                yield unit
 
-def _run_pool(
-    todo: Todo,
-    max_workers: int,
-    workers: _Workers,
-    request: BuildRequest,
-    finish: Finish,
-    fail: Fail,
-) -> Todo:
-    """Build `todo` in a pool of `max_workers` processes; return the sources lost to a worker
-    that died (BrokenProcessPool), in `todo`'s order."""
-    lost: Todo = []
-    with ProcessPoolExecutor(
-        max_workers=min(max_workers, len(todo)),
-        initializer=_init_worker,
-        initargs=(gc.get_threshold(), workers.writer, os.getpid()),
-    ) as pool:
-        futures = {
-            pool.submit(_run_source, item[0], item[1], request.out_dir, request.options): item
-            for item in todo
-        }
+    def progress(index: int, n: int) -> None:
+        if on_progress:
+            on_progress(unit_keys[index][0], n)
+
+    sources = {e.key: (e, f, fp) for e, f, fp in by_size}
+    merges: dict[str, SourceMerge | None] = {}  # None: the source failed
+    starts: dict[str, float] = {}
+
+    def close(key: str) -> None:
+        merge = merges[key]
+        if merge is None:
+            return
+        merges[key] = None
+        entry, files, fp = sources[key]
         try:
-            for fut in as_completed(futures):
-                entry, _, fp = futures[fut]
-                try:
-                    result = fut.result()
-                except BrokenProcessPool:
-                    lost.append(futures[fut])
-                except Exception as exc:  # noqa: BLE001 - SourceFailed: the source's own error
-                    fail(entry, exc)
-                else:
-                    finish(entry, fp, result)
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            workers.stop()
-            raise
-    order = {id(item): i for i, item in enumerate(todo)}
-    return sorted(lost, key=lambda item: order[id(item)])
+            result = merge.finish(files, starts[key])
+        except Exception as exc:  # noqa: BLE001 - any error is this source's failure
+            fail(entry, exc)
+            return
+        finish(entry, fp, result)
+
+    results = executor.map(run_unit, units(), progress=progress if on_progress else None)
+    try:
+        for index, result in enumerate(results):
+            key, last = unit_keys[index]
+            entry = sources[key][0]
+            if key not in merges:
+                starts[key] = time.perf_counter()
+                if on_start:
+                    on_start(key, sum(cf.bytes for cf in sources[key][1]))
+                if isinstance(result, MergedSource):  # its worker merged it
+                    merges[key] = None
+                    finish(entry, sources[key][2], result.entry)
+                    continue
+                merges[key] = SourceMerge(entry, request.out_dir, request.options)
+            merge = merges[key]
+            if merge is None:
+                continue
+            if isinstance(result, BaseException):  # the unit failed, or lost its worker
+                merge.abort()
+                merges[key] = None
+                fail(entry, result)
+                continue
+            merge.add(result)
+            if last:
+                close(key)
+    finally:
+        results.close()
+        for key in prepared:
+            merge = merges.get(key)
+            if merge is not None:
+                merge.abort()
+            elif key not in merges:  # no unit of it came back
+                shutil.rmtree(staging_dir(request.out_dir, key), ignore_errors=True)
 
 
 def build(
@@ -415,6 +336,7 @@ def build(
     on_start: Callable[[str, int], None] | None = None,
     on_progress: Callable[[str, int], None] | None = None,
     on_done: Callable[[str, str], None] | None = None,
+    executor: Executor | None = None,
 ) -> BuildReport:
     """Build `request.keys` into `request.out_dir`; see the module docstring.
 
@@ -425,7 +347,7 @@ def build(
     with OutputLock(request.out_dir):
         for note in recover(request.out_dir):
             log.warning("%s: %s", request.out_dir, note)
-        return _build_locked(catalog, request, on_start, on_progress, on_done)
+        return _build_locked(catalog, request, on_start, on_progress, on_done, executor)
 
 
 def _build_locked(
@@ -434,6 +356,7 @@ def _build_locked(
     on_start: Callable[[str, int], None] | None,
     on_progress: Callable[[str, int], None] | None,
     on_done: Callable[[str, str], None] | None,
+    executor: Executor | None = None,
 ) -> BuildReport:
     out_dir = request.out_dir
     previous = read_manifest(out_dir) or {}
@@ -519,21 +442,13 @@ def _build_locked(
         todo.append((entry, files, fp))
 
     interrupted = False
+    own_executor = executor is None
+    if todo and executor is None:
+        executor = get_executor(request.executor, request.workers, request.ray_address)
     with _gc_threshold(GC_THRESHOLD):
         try:
-            if request.workers > 1 and len(todo) > 1:
-                _build_in_workers(todo, request, finish, fail, on_start, on_progress)
-            else:
-                for entry, files, fp in todo:
-                    if on_start:
-                        on_start(entry.key, sum(cf.bytes for cf in files))
-                    progress = (lambda n, k=entry.key: on_progress(k, n)) if on_progress else None
-                    try:
-                        result = process_source(entry, files, out_dir, request.options, progress)
-                    except Exception as exc:  # noqa: BLE001 - any error is this source's failure
-                        fail(entry, exc)
-                    else:
-                        finish(entry, fp, result)
+            if todo:
+                _run_units(todo, request, executor, finish, fail, on_start, on_progress)
         except KeyboardInterrupt:
             # Keep what finished: the manifest below records it (and the previous build of the
             # sources that did not finish), so the next build skips it.
@@ -541,6 +456,9 @@ def _build_locked(
             for entry, _, _ in todo:
                 if entry.key not in built and entry.key not in failed:
                     failed[entry.key] = "interrupted"
+        finally:
+            if own_executor and executor is not None:
+                close_executor(executor)
 
     manifest = render()
     write_manifest(out_dir, manifest)

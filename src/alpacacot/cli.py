@@ -115,9 +115,26 @@ def build(
             "--workers",
             "-j",
             min=1,
-            help="Sources built in parallel, one process each. Default: one per CPU core this "
-            "process may use, at most 8. 1 builds every source in this process.",
+            help="Work units built at once (a source is cut into units: files, parts of large "
+            "files). Default: one per CPU core this process may use, at most 8; 1 builds in this "
+            "process. With --executor ray: the CPUs of a Ray started for the run.",
             show_default=False,
+        ),
+    ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Where units run: local (worker processes on this machine) or ray (Ray tasks; "
+            'needs the Ray extra: pip install "alpacacot\\[ray]").',
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --executor ray: auto (the cluster this machine is part of) or HOST:PORT "
+            "of a running cluster's head. Default: start a Ray on this machine for the run.",
         ),
     ] = None,
     lang_backend: Annotated[
@@ -147,6 +164,7 @@ def build(
 
     from alpacacot.build import BuildRequest, default_workers
     from alpacacot.build import build as run_build
+    from alpacacot.executors import EXECUTORS
     from alpacacot.lang import BACKENDS
     from alpacacot.pipeline import BuildOptions
 
@@ -169,6 +187,8 @@ def build(
         cache_dir=cache_dir,
         force=force,
         workers=workers or default_workers(),
+        executor=executor,
+        ray_address=ray_address,
         options=BuildOptions(lang_backend=lang_backend, max_shard_bytes=max_shard_mb * 1024 * 1024),
     )
     progress = Progress(
@@ -204,12 +224,18 @@ def build(
             status=f"[{color}]{status}",
         )
 
+    if executor not in EXECUTORS:
+        raise fail(f"--executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
+    if ray_address and executor != "ray":
+        raise fail("--ray-address goes with --executor ray")
+    if executor == "ray" and workers is None and ray_address:
+        request.workers = 0  # the cluster's CPUs
     try:
         with progress:
             report = run_build(
                 cat, request, on_start=on_start, on_progress=on_progress, on_done=on_done
             )
-    except AlpacacotError as exc:  # another build holds --out
+    except AlpacacotError as exc:  # another build holds --out; Ray missing
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise fail(

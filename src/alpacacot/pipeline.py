@@ -1,38 +1,45 @@
-"""The steps one source goes through: read -> normalize -> clean -> dedup -> tag -> validate -> write.
+"""The steps one work unit goes through: read -> normalize -> clean -> id -> dedup -> tag -> validate.
 
-Records go to the writer a row group (10,000) at a time; the record JSON Schema is checked on each
-whole row group (`schema_check.py`), so its rejects reach the rejects file when their group is
-full, after the rejects of rows read later in that group.
+A unit is a part of one source (a file, a line-aligned byte range of one, or rows a reader handed
+on; see `units.py`). `run_unit` takes it through the steps and returns what it made: its records as
+Arrow columns (checked against the record JSON Schema 10,000 at a time, by `schema_check.py`), the
+ids of all of them, and its rejects with where they fell among the records. The merge in `units.py`
+turns the units of a source, in order, into the shards and rejects file a single pass over the
+source would write: the record JSON Schema's rejects of a row group reach the rejects file when
+their group is full, after the rejects of rows read later in that group.
 
-`process_source` runs them over a source's collected files and returns its manifest entry. It knows
-nothing of where it runs (in-process or in a worker process; see `build.py`) or of the other sources.
+`process_source` builds one source in this process; `build.py` runs the units on an executor. The
+steps know nothing of where they run or of the other units and sources.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 import time
-from collections import Counter
+import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from alpacacot.catalog import DatasetEntry
-from alpacacot.collectors import CollectedFile, sha256_file
+from alpacacot.collectors import CollectedFile
+from alpacacot.errors import AlpacacotError, SourceFailed, describe_failure
+from alpacacot.faults import fault_point
 from alpacacot.lang import LanguageTagger
 from alpacacot.normalizers import Draft, RejectRow, get_normalizer
-from alpacacot.outdir import REJECTS, STAGED_REJECTS, staging_dir
 from alpacacot.readers import RowError, iter_rows
 from alpacacot.record import ARROW_SCHEMA, LONE_SURROGATE, InvalidText, clean_text, record_id
 from alpacacot.schema_check import ColumnarValidator
-from alpacacot.writer import DEFAULT_MAX_SHARD_BYTES, RejectWriter, RowGroup, ShardWriter
+
+if TYPE_CHECKING:
+    from alpacacot.units import WorkUnit
+from alpacacot.writer import DEFAULT_MAX_SHARD_BYTES, ROW_GROUP, RejectWriter, RowGroup
 
 Progress = Callable[[int], None]
 
@@ -217,22 +224,30 @@ def group_rows(rows: Iterable[tuple[int, Any]], column: str) -> Iterator[tuple[i
 
 
 def iter_drafts(
-    entry: DatasetEntry, cf: CollectedFile
+    entry: DatasetEntry,
+    cf: CollectedFile,
+    rows: Iterable[tuple[int, Any]] | None = None,
+    span: tuple[int, int, int] | None = None,
+    columns: list[str] | None = None,
 ) -> Iterator[tuple[int, Draft | RowError | RejectRow]]:
-    """Rows of one file mapped by the entry's normalizer; failures are yielded, not raised.
+    """Rows of one file (or of `span` of it, or the `rows` a reader handed on) mapped by the
+    entry's normalizer; failures are yielded, not raised.
 
     A normalizer with a `group_by` column (a dialogue spread over rows) gets each run of rows with
-    the same value as one list; provenance then names the run's first row."""
+    the same value as one list; provenance then names the run's first row. Such a source is never
+    cut inside a file (`units.py`), so a run is never split between units."""
     normalize = get_normalizer(entry, cf.subset, cf.normalizer)
-    rows: Iterable[tuple[int, Any]] = iter_rows(
-        cf.path,
-        entry.format,
-        name=cf.display,
-        columns=entry.columns,
-        compression=entry.compression,
-        encoding=entry.encoding,
-        records=entry.records,
-    )
+    if rows is None:
+        rows = iter_rows(
+            cf.path,
+            entry.format,
+            name=cf.display,
+            columns=columns or entry.columns,
+            compression=entry.compression,
+            encoding=entry.encoding,
+            records=entry.records,
+            span=span,
+        )
     group_by = getattr(normalize, "group_by", None)
     if group_by:
         rows = group_rows(rows, group_by)
@@ -252,43 +267,73 @@ def iter_drafts(
             yield from ((row, d) for d in result)
 
 
-def process_source(
-    entry: DatasetEntry,
-    files: Iterable[CollectedFile],
-    out_dir: Path,
-    options: BuildOptions,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Build one source into `out_dir/.tmp-<key>/` (its shards and `rejects.jsonl`); return its
-    manifest entry, whose paths name where `outdir.commit_source` then puts the files.
+@dataclass
+class UnitOutput:
+    """What one unit made. Its candidates are the records that passed cleaning and the unit's own
+    dedup, in order; the merge drops those an earlier unit of the source already had."""
 
-    Nothing outside that staging folder is touched, so a failure (for example a malformed file,
-    raised as MalformedFileError) leaves the previous build of this source as it was; the staging
-    folder is removed on the way out.
-    """
-    start = time.perf_counter()
-    files = list(files)
-    key = entry.key
-    tmp = staging_dir(out_dir, key)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    rejects = RejectWriter(tmp / STAGED_REJECTS, key)
-    tagger = LanguageTagger(options.lang_backend, entry.languages)
-    base_tags = entry.record_tags
-    counts = Counts()
-    langs: Counter[str] = Counter()
-    seen: set[int] = set()
+    # The candidates the record schema accepts, in order (ARROW_SCHEMA); or None, and the Arrow
+    # IPC file that holds them (a unit with a `spill` folder).
+    table: pa.Table | None
+    ids: np.ndarray  # uint64: the first 64 bits of every candidate's id
+    text_bytes: np.ndarray  # int64: characters of instruction + input + output, per candidate
+    broken: dict[int, str]  # candidate index -> reject line: refused by the record schema
+    rejects: list[tuple[int, str]]  # (candidates before it, reject line): refused on reading
+    read: int = 0
+    duplicates: int = 0
+    table_file: str | None = None
 
-    def reject_from_group(group: RowGroup, i: int, field_name: str, reason: str) -> None:
+    def records(self) -> pa.Table:
+        """The candidates' table, memory-mapped from its file when the unit spilled it."""
+        if self.table is not None:
+            return self.table
+        assert self.table_file is not None
+        with pa.memory_map(self.table_file) as source:
+            return pa.ipc.open_file(source).read_all()
+
+
+class _Candidates:
+    """The unit's candidates gathered a row group at a time and checked against the schema."""
+
+    def __init__(self, key: str, license: str, options: BuildOptions):
+        self.key = key
+        self.options = options
+        self.group = RowGroup(key, license)
+        self.batches: list[pa.RecordBatch] = []
+        self.ids: list[int] = []
+        self.text_bytes: list[int] = []
+        self.broken: dict[int, str] = {}
+        self.checked = 0  # candidates before `group`
+
+    def add(self, short: int, text_bytes: int, *record: Any) -> None:
+        g = self.group
+        rid, instruction, input_, output, history, lang, tags, row, meta, system, rejected = record
+        g.id.append(rid)
+        g.instruction.append(instruction)
+        g.input.append(input_)
+        g.output.append(output)
+        g.history.append(history)
+        g.lang.append(lang)
+        g.tags.append(tags)
+        g.row.append(row)
+        g.meta.append(meta)
+        g.system.append(system)
+        g.rejected.append(rejected)
+        self.ids.append(short)
+        self.text_bytes.append(text_bytes)
+        if len(g.id) >= ROW_GROUP:
+            self.flush()
+
+    def _reject(self, group: RowGroup, i: int, field_name: str, reason: str) -> None:
         # The record itself is the raw row here: it holds every upstream value (unused ones in
         # meta), and the group need not keep each normalizer's draft alive until it is checked.
-        rejects.add(group.file_of(i), group.row[i], field_name, reason, group.record(i))
-        counts.written -= 1
-        langs[group.lang[i]] -= 1
+        self.broken[self.checked + i] = RejectWriter.line(
+            self.key, group.file_of(i), group.row[i], field_name, reason, group.record(i)
+        )
 
-    def prepare(group: RowGroup) -> pa.RecordBatch:
-        """Check a full row group against the record schema; rejects leave it here."""
-        if not options.validate:
+    def _check(self, group: RowGroup) -> pa.RecordBatch:
+        """The group's records the record schema accepts; the others go to `broken`."""
+        if not self.options.validate:
             return group.to_batch()
         try:
             batch = group.to_batch()
@@ -300,7 +345,7 @@ def process_source(
                 record = group.record(i)
                 problem = schema_problem(record) or storage_problem(record)
                 if problem:
-                    reject_from_group(group, i, *problem)
+                    self._reject(group, i, *problem)
                 else:
                     kept.append(record)
             return pa.RecordBatch.from_pylist(kept, schema=ARROW_SCHEMA)
@@ -313,92 +358,193 @@ def process_source(
                 _field_of(path),
                 f"schema: {path} is not valid",
             )
-            reject_from_group(group, i, field_name, reason)
+            self._reject(group, i, field_name, reason)
         keep = np.ones(batch.num_rows, dtype=bool)
         keep[list(broken_rows)] = False
         return batch.filter(pa.array(keep))
 
-    shards = ShardWriter(tmp, key, entry.license, options.max_shard_bytes, prepare)
-    add = shards.add
-    since_progress = 0
-    try:
-        for cf in files:
-            prov_file = cf.display
-            shards.set_file(prov_file, cf.revision)
-            for row, item in iter_drafts(entry, cf):
-                counts.read += 1
-                since_progress += 1
-                if progress and since_progress >= options.progress_every:
-                    progress(since_progress)
-                    since_progress = 0
-                if isinstance(item, RowError):
-                    rejects.add(prov_file, row, None, item.reason, item.raw)
-                    continue
-                if isinstance(item, RejectRow):
-                    rejects.add(prov_file, row, item.field, item.reason, getattr(item, "raw", ""))
-                    continue
-                try:
-                    instruction, input_, output, history = clean_draft(item)
-                    system, rejected = clean_optional(item)
-                except RejectRow as exc:
-                    rejects.add(prov_file, row, exc.field, exc.reason, item)
-                    continue
-                rid = record_id(instruction, input_, output, history)
-                short = int(rid[:16], 16)
-                if short in seen:
-                    counts.duplicates += 1
-                    continue
-                seen.add(short)
-                lang = tagger(instruction, input_, output)
-                extra_tags = item.get("tags")
-                meta = item.get("meta")
-                langs[lang] += 1
-                counts.written += 1
-                add(
-                    rid,
-                    instruction,
-                    input_,
-                    output,
-                    history,
-                    lang,
-                    base_tags + [t for t in extra_tags if t not in base_tags]
-                    if extra_tags
-                    else base_tags,
-                    row,
-                    encode_meta(meta) if meta else "{}",
-                    system,
-                    rejected,
-                )
-        if progress and since_progress:
-            progress(since_progress)
-        final = shards.close()
-        counts.rejected = rejects.count
-        rejects.close()
-    except BaseException:
-        rejects.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    def flush(self) -> None:
+        group = self.group
+        if not len(group):
+            return
+        self.group = group.successor()
+        batch = self._check(group)
+        if batch.num_rows:
+            self.batches.append(batch)
+        self.checked += len(group)
 
-    if not (tmp / STAGED_REJECTS).exists():
-        (tmp / STAGED_REJECTS).write_bytes(b"")
-    shard_info = [
-        {
-            "path": f"{key}/{path.name}",
-            "records": n,
-            "bytes": path.stat().st_size,
-            "sha256": sha256_file(path),
-        }
-        for path, n in final
-    ]
-    assert counts.read == counts.written + counts.duplicates + counts.rejected, counts
-    return {
-        "inputs": [
-            {"file": cf.display, "sha256": cf.sha256, "bytes": cf.bytes, "revision": cf.revision}
-            for cf in files
-        ],
-        "counts": counts.as_dict(),
-        "lang_counts": dict(sorted((+langs).items(), key=lambda kv: (-kv[1], kv[0]))),
-        "shards": shard_info,
-        "rejects": f"{REJECTS}/{key}.jsonl",
-        "seconds": round(time.perf_counter() - start, 3),
-    }
+    def output(
+        self, rejects: list[tuple[int, str]], counts: Counts, spill: Path | None
+    ) -> UnitOutput:
+        self.flush()
+        table: pa.Table | None = pa.Table.from_batches(self.batches, schema=ARROW_SCHEMA)
+        table_file = None
+        if spill is not None:
+            # Through the page cache instead of a pipe: the merging process maps the file.
+            table_file = str(spill)
+            with pa.OSFile(table_file, "wb") as sink, pa.ipc.new_file(sink, ARROW_SCHEMA) as w:
+                w.write_table(table)
+            table = None
+        return UnitOutput(
+            table=table,
+            table_file=table_file,
+            ids=np.array(self.ids, dtype=np.uint64),
+            text_bytes=np.array(self.text_bytes, dtype=np.int64),
+            broken=self.broken,
+            rejects=rejects,
+            read=counts.read,
+            duplicates=counts.duplicates,
+        )
+
+
+@dataclass
+class MergedSource:
+    """What a unit that is its source's only one returns when it was merged where it ran: the
+    source's manifest entry, its output staged in `.tmp-<key>/` for the build to commit."""
+
+    entry: dict[str, Any]
+
+
+def run_unit(
+    unit: WorkUnit, report: Progress | None = None
+) -> UnitOutput | MergedSource | AlpacacotError:
+    """Take one work unit through the steps (the function an executor runs; module level so it
+    pickles). Any error (a malformed file, a bug) is returned, not raised: it fails the unit's
+    source, not the executor's other work. One that is not ours comes back as a SourceFailed
+    carrying its message and traceback as text (it need not pickle)."""
+    if unit.error is not None:
+        return unit.error
+    start = time.perf_counter()
+    try:
+        out = _run_unit(unit, report)
+        if unit.merge_into is None:
+            return out
+        # A source of this one unit: merged here, so that many small sources write their shards
+        # in the workers, in parallel, and not one after the other in the build process.
+        from alpacacot.units import SourceMerge
+
+        merge = SourceMerge(unit.entry, Path(unit.merge_into), unit.options)
+        try:
+            merge.add(out)
+        except BaseException:
+            merge.abort()
+            raise
+        return MergedSource(merge.finish([unit.file], start))
+    except AlpacacotError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - any error is this source's failure
+        return SourceFailed(describe_failure(exc), traceback.format_exc())
+
+
+def _reporting(report: Progress, key: str) -> Progress:
+    """`report`, behind the fault point the crash tests stop a worker at (`faults.py`)."""
+
+    def report_progress(n: int) -> None:
+        fault_point(f"worker.progress.{key}")
+        report(n)
+
+    return report_progress
+
+
+def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
+    entry, cf, options = unit.entry, unit.file, unit.options
+    key = entry.key
+    if report is not None:
+        report = _reporting(report, key)
+    tagger = LanguageTagger(options.lang_backend, entry.languages)
+    base_tags = entry.record_tags
+    counts = Counts()
+    seen: set[int] = set()
+    candidates = _Candidates(key, entry.license, options)
+    candidates.group.set_file(cf.display, cf.revision)
+    add = candidates.add
+    ids = candidates.ids
+    rejects: list[tuple[int, str]] = []
+    line = RejectWriter.line
+    prov_file = cf.display
+    since_progress = 0
+    for row, item in iter_drafts(entry, cf, unit.rows, unit.span, unit.columns):
+        counts.read += 1
+        since_progress += 1
+        if report and since_progress >= options.progress_every:
+            report(since_progress)
+            since_progress = 0
+        if isinstance(item, RowError):
+            rejects.append((len(ids), line(key, prov_file, row, None, item.reason, item.raw)))
+            continue
+        if isinstance(item, RejectRow):
+            raw = getattr(item, "raw", "")
+            rejects.append((len(ids), line(key, prov_file, row, item.field, item.reason, raw)))
+            continue
+        try:
+            instruction, input_, output, history = clean_draft(item)
+            system, rejected = clean_optional(item)
+        except RejectRow as exc:
+            rejects.append((len(ids), line(key, prov_file, row, exc.field, exc.reason, item)))
+            continue
+        rid = record_id(instruction, input_, output, history)
+        short = int(rid[:16], 16)
+        if short in seen:
+            counts.duplicates += 1
+            continue
+        seen.add(short)
+        lang = tagger(instruction, input_, output)
+        extra_tags = item.get("tags")
+        meta = item.get("meta")
+        text_bytes = len(instruction) + len(input_) + len(output)
+        if system or rejected:
+            text_bytes += len(system or "") + len(rejected or "")
+        add(
+            short,
+            text_bytes,
+            rid,
+            instruction,
+            input_,
+            output,
+            history,
+            lang,
+            base_tags + [t for t in extra_tags if t not in base_tags] if extra_tags else base_tags,
+            row,
+            encode_meta(meta) if meta else "{}",
+            system,
+            rejected,
+        )
+    if report and since_progress:
+        report(since_progress)
+    # (A unit merged where it runs keeps its records in memory.)
+    spill = None
+    if unit.spill and unit.merge_into is None:
+        spill = Path(unit.spill) / f"{unit.seq:06d}.arrow"
+    return candidates.output(rejects, counts, spill)
+
+
+def process_source(
+    entry: DatasetEntry,
+    files: Iterable[CollectedFile],
+    out_dir: Path,
+    options: BuildOptions,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Build one source in this process into `out_dir/.tmp-<key>/` (its shards and
+    `rejects.jsonl`); return its manifest entry, whose paths name where `outdir.commit_source`
+    then puts the files. The same as `build.py` running its units on any executor.
+
+    Nothing outside that staging folder is touched, so a failure (for example a malformed file,
+    raised as MalformedFileError) leaves the previous build of this source as it was; the staging
+    folder is removed on the way out."""
+    from alpacacot.units import SourceMerge, cut_source, prepare_staging
+
+    start = time.perf_counter()
+    files = list(files)
+    prepare_staging(out_dir, entry.key)
+    merge = SourceMerge(entry, out_dir, options)
+    try:
+        for unit in cut_source(entry, files, options):
+            result = run_unit(unit, progress)
+            if isinstance(result, AlpacacotError):
+                raise result
+            merge.add(result)
+        return merge.finish(files, start)
+    except BaseException:
+        merge.abort()
+        raise

@@ -179,10 +179,14 @@ def _undecodable(name: str, row: int, encoding: str, run: int) -> None:
         )
 
 
-def read_jsonl(fh: IO[bytes], name: str, encoding: str = "utf-8") -> Iterator[Row]:
+def read_jsonl(
+    fh: IO[bytes], name: str, encoding: str = "utf-8", first_row: int = 0
+) -> Iterator[Row]:
     run = 0  # undecodable rows since the start of the file (0 once a row decodes)
-    decoded = False
-    for i, line in enumerate(fh):
+    decoded = (
+        first_row > 0
+    )  # a later part of a file (a unit) rejects row by row, as a whole read would
+    for i, line in enumerate(fh, start=first_row):
         if not line.strip():
             continue
         try:
@@ -211,7 +215,12 @@ def read_jsonl(fh: IO[bytes], name: str, encoding: str = "utf-8") -> Iterator[Ro
 
 
 def _read_delimited(
-    fh: IO[bytes], name: str, delimiter: str, columns: list[str] | None, encoding: str = "utf-8"
+    fh: IO[bytes],
+    name: str,
+    delimiter: str,
+    columns: list[str] | None,
+    encoding: str = "utf-8",
+    first_row: int = 0,
 ) -> Iterator[Row]:
     # newline="" keeps line breaks inside quoted CSV fields; TSV (no quoting) is one row per line.
     # surrogateescape turns a byte that does not decode into a lone surrogate: that row is
@@ -221,17 +230,17 @@ def _read_delimited(
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     reader = csv.reader(text, delimiter=delimiter, quoting=quoting, strict=True)
     header = columns
-    offset = 0
+    offset = first_row
     try:
         if header is None:
             header = next(reader, None)
-            offset = 1
+            offset += 1
             if header is None:
                 return
             if _ESCAPED_BYTE.search("".join(header)):
                 _undecodable(name, 0, encoding, UNDECODABLE_RUN)
         width = len(header)
-        run, decoded = 0, False
+        run, decoded = 0, first_row > 0  # as in read_jsonl
         for i, cells in enumerate(reader, start=offset):
             if not cells:
                 continue
@@ -259,20 +268,28 @@ def _read_delimited(
             yield i, dict(zip(header, cells, strict=True))
     except csv.Error as exc:
         raise MalformedFileError(
-            name, reader.line_num, f"not valid {delimiter!r}-separated text: {exc}"
+            name, first_row + reader.line_num, f"not valid {delimiter!r}-separated text: {exc}"
         ) from exc
 
 
 def read_tsv(
-    fh: IO[bytes], name: str, columns: list[str] | None = None, encoding: str = "utf-8"
+    fh: IO[bytes],
+    name: str,
+    columns: list[str] | None = None,
+    encoding: str = "utf-8",
+    first_row: int = 0,
 ) -> Iterator[Row]:
-    return _read_delimited(fh, name, "\t", columns, encoding)
+    return _read_delimited(fh, name, "\t", columns, encoding, first_row)
 
 
 def read_csv(
-    fh: IO[bytes], name: str, columns: list[str] | None = None, encoding: str = "utf-8"
+    fh: IO[bytes],
+    name: str,
+    columns: list[str] | None = None,
+    encoding: str = "utf-8",
+    first_row: int = 0,
 ) -> Iterator[Row]:
-    return _read_delimited(fh, name, ",", columns, encoding)
+    return _read_delimited(fh, name, ",", columns, encoding, first_row)
 
 
 def _build_value(events: Iterator[tuple[str, str, Any]]) -> Any:
@@ -374,11 +391,15 @@ def iter_rows(
     compression: str = "infer",
     encoding: str = "utf-8",
     records: str | None = None,
+    span: tuple[int, int, int] | None = None,
 ) -> Iterator[Row]:
     """Yield `(row, dict | RowError)` for every row of `path` read as `fmt`.
 
     `encoding` is the text encoding of a tsv/csv/jsonl/json file; `records` names the list of
-    records inside a `json` file that is one object rather than an array."""
+    records inside a `json` file that is one object rather than an array. `span` =
+    (start, end, first_row) reads only the bytes [start, end) of an uncompressed JSON Lines, TSV or
+    CSV file, cut at line ends, whose first line is row `first_row` of the file (see `units.py`);
+    `columns` then names the columns of a delimited file whose header is elsewhere."""
     name = name or str(path)
     if fmt not in READERS:
         raise MalformedFileError(
@@ -388,6 +409,18 @@ def iter_rows(
         compression == "infer" and path.name.endswith((".tar", ".tar.gz", ".tgz"))
     ):
         yield from iter_tar_rows(path, fmt, name, columns)
+        return
+    if span is not None:
+        start, end, first_row = span
+        with open(path, "rb") as raw:
+            raw.seek(start)
+            fh = io.BytesIO(raw.read(end - start))
+        if start == 0 and _is_utf8(encoding):
+            _skip_bom(fh)
+        if fmt in ("tsv", "csv"):
+            yield from READERS[fmt](fh, name, columns, encoding, first_row)
+        else:
+            yield from READERS[fmt](fh, name, encoding, first_row)
         return
     with open_binary(path, compression) as fh:
         if fmt != "parquet" and _is_utf8(encoding):

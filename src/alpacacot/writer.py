@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from alpacacot.faults import fault_point
 from alpacacot.record import ARROW_SCHEMA
 
 ROW_GROUP = 10_000
@@ -131,111 +127,6 @@ _HISTORY = ARROW_SCHEMA.field("history")
 _TAGS = ARROW_SCHEMA.field("tags")
 
 
-class ShardWriter:
-    """Append records; they land in `train-XXXXX-of-NNNNN.parquet` files of bounded size.
-
-    Records are gathered in a `RowGroup`; each full group goes through `prepare` (the pipeline checks
-    it against the record schema there and takes out what it rejects) and is written as one row
-    group. Files are written under temporary names and get their final `-of-N` names in `close()`,
-    once the number of shards is known. The same records in the same order give byte-identical files.
-    """
-
-    def __init__(
-        self,
-        directory: Path,
-        source: str,
-        license: str,
-        max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-        prepare: Callable[[RowGroup], pa.RecordBatch] | None = None,
-    ):
-        self.directory = directory
-        self.max_shard_bytes = max_shard_bytes
-        self.prepare = prepare or RowGroup.to_batch
-        self.pending = RowGroup(source, license)
-        self.shard_bytes = 0
-        self.paths: list[Path] = []
-        self.records: list[int] = []
-        self._writer: pq.ParquetWriter | None = None
-
-    def set_file(self, file: str, revision: str) -> None:
-        self.pending.set_file(file, revision)
-
-    def add(
-        self,
-        rid: str,
-        instruction: str,
-        input_: str,
-        output: str,
-        history: list[dict[str, str]],
-        lang: str,
-        tags: list[str],
-        row: int,
-        meta: str,
-        system: str | None = None,
-        rejected: str | None = None,
-    ) -> None:
-        text_bytes = len(instruction) + len(input_) + len(output)
-        if system or rejected:
-            text_bytes += len(system or "") + len(rejected or "")
-        if self._writer is not None and self.shard_bytes + text_bytes > self.max_shard_bytes:
-            self._flush()
-            self._close_shard()
-        group = self.pending
-        group.id.append(rid)
-        group.instruction.append(instruction)
-        group.input.append(input_)
-        group.output.append(output)
-        group.history.append(history)
-        group.lang.append(lang)
-        group.tags.append(tags)
-        group.row.append(row)
-        group.meta.append(meta)
-        group.system.append(system)
-        group.rejected.append(rejected)
-        self.shard_bytes += text_bytes
-        if len(group.id) >= ROW_GROUP:
-            self._flush()
-
-    def _flush(self) -> None:
-        group = self.pending
-        if not len(group):
-            return
-        self.pending = group.successor()
-        batch = self.prepare(group)
-        if self._writer is None:
-            path = self.directory / f".train-{len(self.paths):05d}.parquet.part"
-            self.paths.append(path)
-            self.records.append(0)
-            self._writer = pq.ParquetWriter(path, ARROW_SCHEMA, compression="zstd")
-        if batch.num_rows:
-            self._writer.write_batch(batch)
-            self.records[-1] += batch.num_rows
-
-    def _close_shard(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-            self.shard_bytes = 0
-
-    def close(self) -> list[tuple[Path, int]]:
-        """Finish the last shard and give every shard its final name; returns (path, records)."""
-        self._flush()
-        self._close_shard()
-        if not self.paths:  # a source with no valid record still gets a readable (empty) shard
-            path = self.directory / ".train-00000.parquet.part"
-            pq.write_table(ARROW_SCHEMA.empty_table(), path, compression="zstd")
-            self.paths.append(path)
-            self.records.append(0)
-        total = len(self.paths)
-        final = []
-        for i, (path, count) in enumerate(zip(self.paths, self.records, strict=True)):
-            target = self.directory / f"train-{i:05d}-of-{total:05d}.parquet"
-            fault_point("stage.shard-rename")
-            os.replace(path, target)
-            final.append((target, count))
-        return final
-
-
 class RejectWriter:
     """One JSON line per rejected row: where it was, which field, why, and the raw row."""
 
@@ -248,19 +139,29 @@ class RejectWriter:
         self._fh = None
 
     def add(self, file: str, row: int, field: str | None, reason: str, raw: Any) -> None:
-        if self._fh is None:
-            self._fh = open(self.path, "w", encoding="utf-8", errors="backslashreplace")
+        self.write_line(self.line(self.source, file, row, field, reason, raw))
+
+    @classmethod
+    def line(
+        cls, source: str, file: str, row: int, field: str | None, reason: str, raw: Any
+    ) -> str:
+        """The JSON line (with its newline) of one reject; a work unit makes it, the merge writes it."""
         if not isinstance(raw, str):
             raw = json.dumps(raw, ensure_ascii=False, default=str)
         entry = {
-            "source": self.source,
+            "source": source,
             "file": file,
             "row": row,
             "field": field,
             "reason": reason,
-            "raw": raw[: self.RAW_LIMIT],
+            "raw": raw[: cls.RAW_LIMIT],
         }
-        self._fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        return json.dumps(entry, ensure_ascii=False) + "\n"
+
+    def write_line(self, line: str) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "w", encoding="utf-8", errors="backslashreplace")
+        self._fh.write(line)
         self.count += 1
 
     def close(self) -> None:

@@ -187,14 +187,14 @@ def test_ctrl_c_keeps_what_finished_and_the_next_build_does_the_rest(tmp_path, m
     (tmp_path / "data" / "a.jsonl").write_text(
         '{"instruction": "Name a primary colour.", "output": "Blue."}\n', encoding="utf-8"
     )
-    real = alpacacot.build.process_source
+    real = alpacacot.build.run_unit
 
-    def interrupted_on_b(entry, *args, **kwargs):
-        if entry.key == "src_b":
+    def interrupted_on_b(unit, *args, **kwargs):
+        if unit.entry.key == "src_b":
             raise KeyboardInterrupt
-        return real(entry, *args, **kwargs)
+        return real(unit, *args, **kwargs)
 
-    monkeypatch.setattr(alpacacot.build, "process_source", interrupted_on_b)
+    monkeypatch.setattr(alpacacot.build, "run_unit", interrupted_on_b)
     result = run_cli("build", "--catalog", catalog, "--out", out, "-j", "1", ok=False)
     assert result.exit_code == 130
     assert "interrupted" in result.output and "run the same command again" in result.output
@@ -205,7 +205,7 @@ def test_ctrl_c_keeps_what_finished_and_the_next_build_does_the_rest(tmp_path, m
     assert manifest["sources"]["src_b"]["counts"]["read"] == 1
     assert not list(out.glob(".tmp-*"))
 
-    monkeypatch.setattr(alpacacot.build, "process_source", real)
+    monkeypatch.setattr(alpacacot.build, "run_unit", real)
     result = run_cli("build", "--catalog", catalog, "--out", out, "-j", "1")
     assert statuses(result.stdout) == {"src_a": "unchanged", "src_b": "built"}
     assert [r["output"] for r in shard_rows(out, "src_b")] == ["chien"]

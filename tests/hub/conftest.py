@@ -7,9 +7,7 @@ from pathlib import Path
 
 import pytest
 from fake_hub import FakeHub
-from hub_helpers import default_sources, write_collection
-
-TOKEN = "hf_TESTtokenDoNotPrint0123456789"
+from hub_helpers import TOKEN, default_sources, write_collection
 
 
 @pytest.fixture

@@ -12,6 +12,9 @@ import pyarrow.parquet as pq
 
 from alpacacot.record import ARROW_SCHEMA, record_id
 
+# The token the tests publish with; it must never appear in any output.
+TOKEN = "hf_TESTtokenDoNotPrint0123456789"
+
 ALPACA_ROWS = [
     ("Give three tips for staying healthy.", "", "Eat well, sleep, and exercise."),
     ("Translate to French.", "Good morning", "Bonjour"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import TOKEN
+from hub_helpers import TOKEN
 from huggingface_hub import DatasetCard
 from typer.testing import CliRunner
 

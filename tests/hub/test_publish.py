@@ -7,8 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import TOKEN
-from hub_helpers import BELLE_ROWS, default_sources, make_records, write_collection
+from hub_helpers import BELLE_ROWS, TOKEN, default_sources, make_records, write_collection
 from typer.testing import CliRunner
 
 from alpacacot.card import write_card
