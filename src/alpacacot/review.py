@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-import yaml
 
 from alpacacot.catalog import Catalog
 from alpacacot.errors import AlpacacotError, CatalogError
+from alpacacot.guards import MAX_CATALOG_BYTES, load_yaml
 
 
 def _git(root: Path, *args: str) -> str:
@@ -41,7 +41,13 @@ def changed_keys(catalog: Catalog, ref: str) -> list[str]:
         old_text = _git(root, "show", f"{ref}:{rel}")
     except CatalogError:
         old_text = ""  # the catalog is new in this pull request
-    old = (yaml.safe_load(old_text) or {}).get("datasets") or {}
+    # The base ref's catalog is read under the same limits as any catalog (size, aliases).
+    old_bytes = old_text.encode("utf-8")
+    if len(old_bytes) > MAX_CATALOG_BYTES:
+        raise CatalogError(
+            f"{ref}:{rel} is over the catalog size limit ({MAX_CATALOG_BYTES} bytes)"
+        )
+    old = (load_yaml(old_bytes) or {}).get("datasets") or {}
     touched = set(_git(root, "diff", "--name-only", ref, "--", ".").splitlines())
     keys = []
     for key, entry in catalog.datasets.items():
