@@ -33,7 +33,7 @@ def die_with_parent(build_pid: int) -> None:
             log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
     # The parent is the build itself (fork, spawn) or a fork server that ends with the build.
     _parent = os.getppid()
-    if _parent == 1 or not _pid_alive(build_pid):
+    if _parent == 1 or not pid_alive(build_pid):
         os._exit(1)
 
 
@@ -42,7 +42,8 @@ def parent_alive() -> bool:
     return _parent is None or os.getppid() == _parent
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

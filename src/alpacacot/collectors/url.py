@@ -29,6 +29,7 @@ from urllib.parse import urlparse
 from alpacacot.catalog import SourceFile
 from alpacacot.collectors.pins import clear_failed_pin, failed_pin_note, record_failed_pin
 from alpacacot.errors import CollectError
+from alpacacot.lifeline import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -94,22 +95,12 @@ def remove_stale_parts(folder: Path) -> None:
     for part in folder.glob(".*.part"):
         fields = part.name.rsplit(".", 3)  # ['.<name>', '<pid>', '<random>', 'part']
         pid = int(fields[1]) if len(fields) == 4 and fields[1].isdigit() else None
-        if pid is not None and pid != os.getpid() and _alive(pid):
+        if pid is not None and pid != os.getpid() and pid_alive(pid):
             continue
         if pid == os.getpid() and str(part) in _open_parts:
             continue
         part.unlink(missing_ok=True)
         log.info("removed %s, left by an interrupted download", part)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _on_sigterm(signum, frame) -> None:  # noqa: ANN001 - a signal handler's signature
