@@ -1,0 +1,157 @@
+"""Quality signals per record: cheap, explainable flags a recipe thresholds.
+
+Each signal says what it catches:
+
+- `refusal`: the answer is a refusal or model boilerplate ("As an AI language model",
+  "作为一个AI语言模型", "I'm sorry, but I cannot"). The phrase list is configurable
+  (`SignalParams.refusals`); the matched phrase is kept in `refusal_match`.
+- `lang_mismatch`: a Chinese prompt answered in English, or an English prompt answered in Chinese
+  (by CJK share, so it costs no language model); prompts that ask for a translation or name the
+  other language are exempt.
+- `empty_answer`: the answer has no content: empty, only punctuation/whitespace, or a placeholder
+  such as "N/A", "<nooutput>", "无".
+- `repetition`: the share of repeated token 4-grams in the answer (0: none; degenerate loops
+  score above 0.5); only answers of 20+ tokens are scored, shorter ones get 0.
+- `truncated`: the answer stops mid-sentence (long prose ending without closing punctuation) or
+  leaves a code fence open (an odd number of ```).
+- `prompt_chars` / `output_chars`: lengths in characters, for recipes' min/max thresholds
+  (extreme lengths: one-character answers, 50,000-character dumps).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from alpacacot.curation.text import CJK_CHAR, prompt_text, tokens
+
+DEFAULT_REFUSALS = (
+    "as an ai language model",
+    "as a language model",
+    "as an ai assistant",
+    "as an ai, i",
+    "i'm sorry, but i cannot",
+    "i am sorry, but i cannot",
+    "i'm sorry, but i can't",
+    "i'm sorry, i cannot",
+    "i cannot fulfill",
+    "i can't assist with",
+    "i'm not able to provide",
+    "i am not able to provide",
+    "i do not have personal opinions",
+    "i don't have personal opinions",
+    "my knowledge cutoff",
+    "作为一个ai语言模型",
+    "作为一个人工智能语言模型",
+    "作为ai语言模型",
+    "作为一个ai",
+    "作为一个人工智能",
+    "作为人工智能",
+    "我是一个ai语言模型",
+    "我是一个人工智能",
+    "很抱歉，我无法",
+    "抱歉，我无法",
+    "对不起，我无法",
+    "我无法回答",
+    "我不能回答",
+)
+PLACEHOLDERS = frozenset(
+    "n/a na none null nil <nooutput> <noinput> nooutput noinput ... - 无 暂无 无。 没有 空".split()
+)
+TRANSLATE = re.compile(
+    r"translat|chinese|english|mandarin|pinyin|翻译|译成|中文|英文|英语|汉语|用英|in english",
+    re.IGNORECASE,
+)
+_WS = re.compile(r"\s+")
+_CONTENT = re.compile(r"[^\W_]", re.UNICODE)
+_END = re.compile(r"""[.!?。！？…:;：；)\]}"'”’）】》>`*|]\s*$""")
+
+
+@dataclass(frozen=True)
+class SignalParams:
+    """Signal settings (recorded in the manifest)."""
+
+    refusals: tuple[str, ...] = DEFAULT_REFUSALS
+    repetition_n: int = 4
+    repetition_min_tokens: int = 20
+    truncation_min_chars: int = 200
+    cjk_share: float = 0.3
+    mismatch_min_chars: int = 20
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+COLUMNS = (
+    "refusal",
+    "refusal_match",
+    "lang_mismatch",
+    "empty_answer",
+    "repetition",
+    "truncated",
+    "prompt_chars",
+    "output_chars",
+)
+
+
+def record_signals(record: dict[str, Any], params: SignalParams) -> dict[str, Any]:
+    """Every signal of one record (see the module docstring)."""
+    output = record.get("output") or ""
+    prompt = prompt_text(record)
+    low = _WS.sub(" ", output.lower()) if not output.isascii() else output.lower()
+    match = next((p for p in params.refusals if p in low), None)
+    return {
+        "refusal": match is not None,
+        "refusal_match": match,
+        "lang_mismatch": lang_mismatch(prompt, output, params),
+        "empty_answer": empty_answer(output),
+        "repetition": repetition(output, params),
+        "truncated": truncated(output, params),
+        "prompt_chars": len(prompt),
+        "output_chars": len(output),
+    }
+
+
+def empty_answer(output: str) -> bool:
+    text = output.strip()
+    return not _CONTENT.search(text) or text.lower() in PLACEHOLDERS
+
+
+def _cjk_share(text: str) -> float:
+    if text.isascii():
+        return 0.0
+    letters = len(_CONTENT.findall(text))
+    return len(CJK_CHAR.findall(text)) / letters if letters else 0.0
+
+
+def lang_mismatch(prompt: str, output: str, params: SignalParams) -> bool:
+    if len(output) < params.mismatch_min_chars or not prompt or TRANSLATE.search(prompt):
+        return False
+    p, o = _cjk_share(prompt), _cjk_share(output)
+    if p >= params.cjk_share and o == 0.0:
+        return True  # Chinese prompt, an answer without a single CJK character
+    return p == 0.0 and o >= params.cjk_share and len(prompt) >= params.mismatch_min_chars
+
+
+def repetition(output: str, params: SignalParams) -> float:
+    toks = tokens(output)
+    n = params.repetition_n
+    if len(toks) < params.repetition_min_tokens:
+        return 0.0
+    grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
+    return round(1 - len(set(grams)) / len(grams), 4)
+
+
+def truncated(output: str, params: SignalParams) -> bool:
+    if output.count("```") % 2:
+        return True
+    text = output.rstrip()
+    if len(text) < params.truncation_min_chars or _END.search(text):
+        return False
+    last = text.splitlines()[-1].strip()
+    # A list item, table row, code line or heading may end without punctuation.
+    if re.match(r"^([-*+#>|•]|\d+[.)]|\w+\s*[:=(])", last) or "|" in last or "#" in last:
+        return False
+    words = last.split()
+    return len(words) >= 6 or (bool(CJK_CHAR.search(last)) and len(last) >= 12)
