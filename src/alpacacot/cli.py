@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from alpacacot.curation.commands import register as register_curation
 from alpacacot.errors import AlpacacotError
 from alpacacot.hub.commands import register as register_hub
 from alpacacot.training.commands import register as register_training
@@ -308,6 +309,7 @@ def validate(
 
 
 register_hub(app)
+register_curation(app)
 register_training(app)
 
 

@@ -77,7 +77,10 @@ def signatures(texts: Sequence[str], params: NearDupParams) -> tuple[np.ndarray,
         for i, g in enumerate(grams):
             if g:
                 m = MinHash(
-                    num_perm=params.num_perm, seed=params.seed, permutations=perms, scheme="affine32"
+                    num_perm=params.num_perm,
+                    seed=params.seed,
+                    permutations=perms,
+                    scheme="affine32",
                 )
                 m.update_batch([s.encode("utf-8") for s in g])
                 out[i] = m.hashvalues

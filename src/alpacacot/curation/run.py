@@ -284,7 +284,9 @@ def curate(
     manifest["curation"] = record
     _write_json(out_dir / "manifest.json", manifest)
     from alpacacot.card import write_card
+    from alpacacot.curation.report import OVERLAP_FIGURE, plot_overlap
 
+    plot_overlap(summary, out_dir / OVERLAP_FIGURE)
     write_card(out_dir, manifest, catalog)
     return CurationReport(summary=summary, redone=redone, reused=reused)
 
@@ -369,9 +371,7 @@ def _join(
     all_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=object)
     src = np.concatenate(sources) if sources else np.zeros(0, dtype=np.int32)
     labels = {
-        v: clusters(np.concatenate(views[v]))
-        if views[v]
-        else np.zeros(0, dtype=np.int64)
+        v: clusters(np.concatenate(views[v])) if views[v] else np.zeros(0, dtype=np.int64)
         for v in VIEWS
     }
     sizes = {v: np.bincount(labels[v], minlength=len(all_ids)) for v in VIEWS}
@@ -383,18 +383,15 @@ def _join(
         {
             "id": pa.array(all_ids[rows], pa.string()),
             "source": pa.array([keys[i] for i in src[rows]], pa.string()),
-            **{
-                f"{v}_cluster": pa.array(all_ids[labels[v][rows]], pa.string())
-                for v in VIEWS
-            },
+            **{f"{v}_cluster": pa.array(all_ids[labels[v][rows]], pa.string()) for v in VIEWS},
             **{f"{v}_cluster_size": pa.array(sizes[v][labels[v][rows]], pa.int64()) for v in VIEWS},
         }
     )
     _write_table(table, cur_dir / "clusters.parquet")
 
-    contamination = [
-        pq.read_table(_pass_file(cur_dir, k, "contamination")) for k in keys
-    ] or [CONTAMINATION_SCHEMA.empty_table()]
+    contamination = [pq.read_table(_pass_file(cur_dir, k, "contamination")) for k in keys] or [
+        CONTAMINATION_SCHEMA.empty_table()
+    ]
     hits = pa.concat_tables(contamination)
     _write_table(hits, cur_dir / "contamination.parquet")
 
@@ -403,7 +400,7 @@ def _join(
         "near_duplicates": {
             v: {
                 "records_in_clusters": int((sizes[v][labels[v]] > 1).sum()),
-                "clusters": int(((sizes[v] > 1)).sum()),
+                "clusters": int((sizes[v] > 1).sum()),
                 "overlap": _overlap(labels[v], src, keys),
                 "largest": _largest(labels[v], sizes[v], src, keys, all_ids, cur_dir),
             }
@@ -495,7 +492,9 @@ def _signal_summary(cur_dir: Path, keys: list[str]) -> dict[str, Any]:
                 c: int(pc.sum(t.column(c)).as_py() or 0)
                 for c in ("refusal", "lang_mismatch", "empty_answer", "truncated")
             },
-            "repetition_over_0.5": int(pc.sum(pc.greater(t.column("repetition"), 0.5)).as_py() or 0),
+            "repetition_over_0.5": int(
+                pc.sum(pc.greater(t.column("repetition"), 0.5)).as_py() or 0
+            ),
             "output_chars_p50": _pct(t.column("output_chars"), 50),
             "output_chars_p99": _pct(t.column("output_chars"), 99),
         }

@@ -52,7 +52,11 @@ def record_text(record: dict[str, Any]) -> str:
     parts: list[str] = []
     for t in record.get("history") or []:
         parts += [t["user"], t["assistant"]]
-    parts += [record.get("instruction") or "", record.get("input") or "", record.get("output") or ""]
+    parts += [
+        record.get("instruction") or "",
+        record.get("input") or "",
+        record.get("output") or "",
+    ]
     return "\n".join(p for p in parts if p)
 
 
