@@ -15,11 +15,21 @@ CONFIGS = {
 
 def card_configs(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """The curation files as their own `datasets` configs (only once `curate` has run)."""
-    if not manifest.get("curation"):
+    cur = manifest.get("curation")
+    if not cur:
         return []
+    summary = cur.get("summary") or {}
+    nd = summary.get("near_duplicates") or {}
+    # `datasets` refuses a split without rows: an empty file gets no config (yet).
+    has = {
+        "curation_signals": bool(summary.get("records")),
+        "curation_clusters": any(v.get("records_in_clusters") for v in nd.values()),
+        "curation_contamination": bool((summary.get("contamination") or {}).get("records_hit")),
+    }
     return [
         {"config_name": name, "data_files": [{"split": "train", "path": path}]}
         for name, path in CONFIGS.items()
+        if has[name]
     ]
 
 

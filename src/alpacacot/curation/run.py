@@ -40,6 +40,20 @@ CURATION = "curation"
 FORMAT_VERSION = 1
 READ_COLUMNS = ["id", "instruction", "input", "output", "history"]
 PASSES = ("signals", "neardup", "contamination")
+SIGNALS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("refusal", pa.bool_()),
+        ("refusal_match", pa.string()),
+        ("lang_mismatch", pa.bool_()),
+        ("empty_answer", pa.bool_()),
+        ("repetition", pa.float64()),
+        ("truncated", pa.bool_()),
+        ("prompt_chars", pa.int64()),
+        ("output_chars", pa.int64()),
+    ]
+)
 CONTAMINATION_SCHEMA = pa.schema(
     [
         ("id", pa.string()),
@@ -317,7 +331,7 @@ def _write_source(
         cols: dict[str, Any] = {"id": ids, "source": [key] * len(ids)}
         for c in SIGNAL_COLUMNS:
             cols[c] = [v for p in parts for v in p["signals"][c]]
-        _write_table(pa.table(cols), _pass_file(cur_dir, key, "signals"))
+        _write_table(pa.table(cols, schema=SIGNALS_SCHEMA), _pass_file(cur_dir, key, "signals"))
     if "neardup" in passes:
         bands = params.neardup.bands
         cols = {"id": ids}
