@@ -150,8 +150,15 @@ def truncated(output: str, params: SignalParams) -> bool:
     if len(text) < params.truncation_min_chars or _END.search(text):
         return False
     last = text.splitlines()[-1].strip()
-    # A list item, table row, code line or heading may end without punctuation.
-    if re.match(r"^([-*+#>|•]|\d+[.)]|\w+\s*[:=(])", last) or "|" in last or "#" in last:
-        return False
     words = last.split()
-    return len(words) >= 6 or (bool(CJK_CHAR.search(last)) and len(last) >= 12)
+    if last.endswith((",", "，", "、")):
+        return True  # stopped in the middle of an enumeration or clause
+    # A table row, hashtags, a code line, a list item or a heading may end without punctuation;
+    # so may a line of verse.
+    if (
+        "|" in last
+        or "#" in last
+        or re.match(r"^(\w+\s*[=(]|[-*+>•]|\d+[.)]|[A-Za-z][.)]\s)", last)
+    ):
+        return False
+    return len(words) >= 8 or (bool(CJK_CHAR.search(last)) and len(last) >= 12)
