@@ -16,16 +16,16 @@ far below what survives a reworded first sentence (the rest of the item is untou
 
 from __future__ import annotations
 
-import hashlib
 import math
 import pickle
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from zlib import crc32
 
-from alpacacot.curation.text import tokens
+import numpy as np
+
+from alpacacot.curation.batch import Tokens, gram_hashes, tokenize
 
 
 @dataclass(frozen=True)
@@ -48,18 +48,13 @@ class BenchmarkIndex:
     params: DecontamParams
     # gram hash -> (benchmark, item) pairs; a gram in too many items is dropped.
     grams: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
+    # sorted gram hashes of long items (n-grams) and short ones (min_tokens-grams), for np.isin
+    keys: dict[int, np.ndarray] = field(default_factory=dict)
     # (benchmark, item) -> distinct grams it keeps, and how many a record must share to hit it
     sizes: dict[tuple[str, int], int] = field(default_factory=dict)
     need: dict[tuple[str, int], int] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)  # items per benchmark
     skipped: dict[str, int] = field(default_factory=dict)  # too short to match, per benchmark
-
-    def fingerprint(self) -> str:
-        h = hashlib.sha256(repr(sorted(self.params.to_dict().items())).encode())
-        for key in sorted(self.sizes):
-            h.update(f"{key}:{self.sizes[key]};".encode())
-        h.update(repr(sorted(self.grams)[:1000]).encode())
-        return h.hexdigest()[:16]
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -69,54 +64,56 @@ class BenchmarkIndex:
         tmp.replace(path)
 
 
-def item_grams(text: str, params: DecontamParams) -> tuple[list[str], set[int]]:
-    """An item's tokens and the hashes of its distinct grams (empty when too short).
+def build_index(
+    items: Iterable[tuple[str, int, str]], params: DecontamParams | None = None
+) -> BenchmarkIndex:
+    """Index benchmark items given as (benchmark key, item index, text).
 
     A long item is indexed by its `n`-grams; an item of `min_tokens` to `n - 1` tokens by its
     `min_tokens`-grams, all of which a record must then hold (the whole item, in order).
     """
-    toks = tokens(text)
-    if len(toks) < params.min_tokens:
-        return toks, set()
-    n = params.n if len(toks) >= params.n else params.min_tokens
-    return toks, set(gram_hashes(toks, n))
-
-
-def gram_hashes(toks: Sequence[str], n: int) -> list[int]:
-    """Hashes of every contiguous `n`-gram of `toks`, in order.
-
-    Deterministic across processes (crc32 per token, then the tuple hash of ints), unlike
-    `hash(str)`, so an index built once is valid in every worker.
-    """
-    th = [crc32(t.encode()) for t in toks]
-    return [hash(tuple(th[i : i + n])) for i in range(len(th) - n + 1)]
-
-
-def build_index(
-    items: Iterable[tuple[str, int, str]], params: DecontamParams | None = None
-) -> BenchmarkIndex:
-    """Index benchmark items given as (benchmark key, item index, text)."""
     params = params or DecontamParams()
     index = BenchmarkIndex(params=params)
+    items = list(items)
+    for bench, _, _ in items:
+        index.items[bench] = index.items.get(bench, 0) + 1
     owners: dict[int, list[tuple[str, int]]] = defaultdict(list)
     short: set[tuple[str, int]] = set()
-    for bench, item, text in items:
-        index.items[bench] = index.items.get(bench, 0) + 1
-        toks, grams = item_grams(text, params)
-        if not grams:
-            index.skipped[bench] = index.skipped.get(bench, 0) + 1
-            continue
-        if len(toks) < params.n:
-            short.add((bench, item))
-        for g in grams:
-            owners[g].append((bench, item))
+    by_n: dict[int, set[int]] = {params.n: set(), params.min_tokens: set()}
+    for lo in range(0, len(items), 4096):
+        chunk = items[lo : lo + 4096]
+        tok = tokenize([text for _, _, text in chunk])
+        lengths = tok.lengths
+        for n in (params.n, params.min_tokens):
+            h, text, _ = gram_hashes(tok, n)
+            wanted = (
+                lengths >= params.n
+                if n == params.n
+                else ((lengths >= params.min_tokens) & (lengths < params.n))
+            )
+            sel = wanted[text]
+            for g, t in zip(h[sel].tolist(), text[sel].tolist(), strict=True):
+                who = (chunk[t][0], chunk[t][1])
+                lst = owners[g]
+                if not lst or lst[-1] != who:
+                    lst.append(who)
+                by_n[n].add(g)
+            if n == params.min_tokens:
+                short.update((chunk[t][0], chunk[t][1]) for t in np.flatnonzero(wanted))
+        for t in np.flatnonzero(lengths < params.min_tokens):
+            index.skipped[chunk[t][0]] = index.skipped.get(chunk[t][0], 0) + 1
     kept: dict[tuple[str, int], int] = defaultdict(int)
     for g, who in owners.items():
+        who = list(dict.fromkeys(who))
         if len(who) > params.max_items_per_gram:
             continue
         index.grams[g] = who
         for w in who:
             kept[w] += 1
+    index.keys = {
+        n: np.array(sorted(g for g in gs if g in index.grams), dtype=np.uint64)
+        for n, gs in by_n.items()
+    }
     index.sizes = dict(kept)
     index.need = {w: _need(params, w, size, short) for w, size in kept.items()}
     return index
@@ -138,29 +135,38 @@ class Hit:
 
 def match_text(text: str, index: BenchmarkIndex) -> list[Hit]:
     """The benchmark items a text contains (see the module docstring for the rule)."""
-    toks = tokens(text)
+    return match_texts([text], index)[0]
+
+
+def match_texts(texts: Sequence[str] | Tokens, index: BenchmarkIndex) -> list[list[Hit]]:
+    """`match_text` for a batch (or its tokens): grams are hashed and looked up with numpy, only
+    the few candidate grams reach Python."""
     p = index.params
-    if len(toks) < p.min_tokens:
-        return []
-    found: dict[tuple[str, int], set[int]] = defaultdict(set)
-    spans: dict[tuple[str, int], list[tuple[int, int]]] = defaultdict(list)
-    grams = index.grams
-    # Long items are indexed by n-grams, short ones by min_tokens-grams: probe both lengths.
+    tok = texts if isinstance(texts, Tokens) else tokenize(texts)
+    found: dict[tuple[int, tuple[str, int]], set[int]] = defaultdict(set)
+    spans: dict[tuple[int, tuple[str, int]], list[tuple[int, int]]] = defaultdict(list)
     for n in (p.n, p.min_tokens):
-        for i, h in enumerate(gram_hashes(toks, n)):
-            who = grams.get(h)
-            if who is None:
-                continue
-            for w in who:
-                found[w].add(h)
-                spans[w].append((i, i + n))
-    hits = []
-    for w, hs in found.items():
+        keys = index.keys.get(n)
+        if keys is None or not len(keys):
+            continue
+        h, text, start = gram_hashes(tok, n)
+        cand = np.flatnonzero(np.isin(h, keys))
+        for g, t, s in zip(
+            h[cand].tolist(), text[cand].tolist(), start[cand].tolist(), strict=True
+        ):
+            base = int(tok.offsets[t])
+            for w in index.grams.get(g, ()):
+                found[t, w].add(g)
+                spans[t, w].append((s - base, s - base + n))
+    out: list[list[Hit]] = [[] for _ in range(len(tok.offsets) - 1)]
+    for (t, w), hs in found.items():
         need = index.need.get(w, 0)
         if need and len(hs) >= need:
             share = round(len(hs) / index.sizes[w], 4)
-            hits.append(Hit(w[0], w[1], _longest_run(toks, spans[w]), share))
-    return sorted(hits, key=lambda h: (h.benchmark, h.item))
+            out[t].append(Hit(w[0], w[1], _longest_run(tok.tokens_of(t), spans[t, w]), share))
+    for hits in out:
+        hits.sort(key=lambda h: (h.benchmark, h.item))
+    return out
 
 
 def _longest_run(toks: list[str], spans: list[tuple[int, int]]) -> str:

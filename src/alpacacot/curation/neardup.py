@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from alpacacot.curation.text import shingles
+from alpacacot.curation.batch import Tokens, shingle_hashes, tokenize
 
 BACKENDS = ("rensa", "datasketch")
 VIEWS = ("prompt", "record")
@@ -57,36 +57,50 @@ class NearDupParams:
         return {**asdict(self), "threshold": round(self.threshold, 3)}
 
 
-def signatures(texts: Sequence[str], params: NearDupParams) -> tuple[np.ndarray, np.ndarray]:
-    """MinHash signatures, shape (len(texts), num_perm), uint64, and which texts had no token."""
-    out = np.zeros((len(texts), params.num_perm), dtype=np.uint64)
-    grams = [shingles(t, params.word_ngram, params.char_ngram) for t in texts]
-    empty = np.fromiter((not g for g in grams), dtype=bool, count=len(grams))
-    if not len(texts):
+def signatures(
+    texts: Sequence[str] | Tokens, params: NearDupParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """MinHash signatures, shape (len(texts), num_perm), uint64, and which texts had no token.
+
+    `texts` may be given already tokenized (the decontamination pass reads the same tokens).
+    """
+    tok = texts if isinstance(texts, Tokens) else tokenize(texts)
+    n_texts = len(tok.offsets) - 1
+    out = np.zeros((n_texts, params.num_perm), dtype=np.uint64)
+    hashes, offsets = shingle_hashes(tok, params.word_ngram, params.char_ngram)
+    empty = np.diff(offsets) == 0
+    if not n_texts:
         return out, empty
     if params.backend == "rensa":
         from rensa import RMinHash
 
         # One call for the whole unit: no Python object per record.
-        matrix = RMinHash.digest_matrix_from_token_sets(grams, params.num_perm, params.seed)
+        matrix = RMinHash.digest_matrix_from_flat_token_hashes(
+            hashes, offsets, params.num_perm, params.seed
+        )
         out[:] = np.asarray(matrix.to_rows(), dtype=np.uint64)
     elif params.backend == "datasketch":
         from datasketch import MinHash
 
         perms = _datasketch_permutations(params.num_perm, params.seed)
-        for i, g in enumerate(grams):
-            if g:
-                m = MinHash(
-                    num_perm=params.num_perm,
-                    seed=params.seed,
-                    permutations=perms,
-                    scheme="affine32",
-                )
-                m.update_batch([s.encode("utf-8") for s in g])
-                out[i] = m.hashvalues
+        for i in np.flatnonzero(~empty):
+            m = MinHash(
+                num_perm=params.num_perm,
+                seed=params.seed,
+                hashfunc=_low32,
+                permutations=perms,
+                scheme="affine32",
+            )
+            m.update_batch(hashes[offsets[i] : offsets[i + 1]].tolist())
+            out[i] = m.hashvalues
     else:
         raise ValueError(f"unknown MinHash backend {params.backend!r}; choose one of {BACKENDS}")
     return out, empty
+
+
+def _low32(value: int) -> int:
+    """datasketch's hash function over shingles that are already 64-bit hashes."""
+    return value & 0xFFFFFFFF
 
 
 _PERMS: dict[tuple[int, int], object] = {}
@@ -101,11 +115,12 @@ def _datasketch_permutations(num_perm: int, seed: int):
     return _PERMS[num_perm, seed]
 
 
-def band_keys(texts: Sequence[str], params: NearDupParams) -> np.ndarray:
+def band_keys(texts: Sequence[str] | Tokens, params: NearDupParams) -> np.ndarray:
     """One 64-bit key per band and record, shape (len(texts), bands); 0 for an empty text."""
     sig, empty = signatures(texts, params)
-    sig = sig.reshape(len(texts), params.bands, params.rows)
-    keys = np.zeros((len(texts), params.bands), dtype=np.uint64)
+    n = sig.shape[0]
+    sig = sig.reshape(n, params.bands, params.rows)
+    keys = np.zeros((n, params.bands), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for r in range(params.rows):
             keys = keys * _MIX + sig[:, :, r] + np.uint64(r + 1)

@@ -28,11 +28,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from alpacacot.curation.contamination import BenchmarkIndex, DecontamParams, build_index, match_text
+from alpacacot.curation.batch import tokenize
+from alpacacot.curation.contamination import (
+    BenchmarkIndex,
+    DecontamParams,
+    build_index,
+    match_texts,
+)
 from alpacacot.curation.executor import map_units
 from alpacacot.curation.neardup import VIEWS, NearDupParams, band_keys, clusters
 from alpacacot.curation.signals import COLUMNS as SIGNAL_COLUMNS
-from alpacacot.curation.signals import SignalParams, record_signals
+from alpacacot.curation.signals import SignalParams, batch_signals
 from alpacacot.curation.text import prompt_text, record_text
 from alpacacot.hub.collection import read_manifest, shard_paths, source_keys
 
@@ -136,16 +142,18 @@ def run_unit(unit: Unit) -> dict[str, Any]:
     for batch in parquet.iter_batches(batch_size=4096, columns=READ_COLUMNS):
         records = batch.to_pylist()
         ids += [r["id"] for r in records]
+        needs_whole = "neardup" in unit.passes or index is not None
+        whole = tokenize([record_text(r) for r in records]) if needs_whole else None
         if "signals" in unit.passes:
-            for r in records:
-                for k, v in record_signals(r, unit.params.signals).items():
+            for sig in batch_signals(records, unit.params.signals):
+                for k, v in sig.items():
                     signals[k].append(v)
         if "neardup" in unit.passes:
             keys["prompt"].append(band_keys([prompt_text(r) for r in records], unit.params.neardup))
-            keys["record"].append(band_keys([record_text(r) for r in records], unit.params.neardup))
+            keys["record"].append(band_keys(whole, unit.params.neardup))
         if index is not None:
-            for r in records:
-                for h in match_text(record_text(r), index):
+            for r, found in zip(records, match_texts(whole, index), strict=True):
+                for h in found:
                     hits["id"].append(r["id"])
                     hits["source"].append(unit.source)
                     hits["benchmark"].append(h.benchmark)

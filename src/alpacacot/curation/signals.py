@@ -20,11 +20,12 @@ Each signal says what it catches:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from alpacacot.curation.text import CJK_CHAR, prompt_text, tokens
+from alpacacot.curation.text import CJK_CHAR, prompt_text
 
 DEFAULT_REFUSALS = (
     "as an ai language model",
@@ -97,20 +98,42 @@ COLUMNS = (
 
 def record_signals(record: dict[str, Any], params: SignalParams) -> dict[str, Any]:
     """Every signal of one record (see the module docstring)."""
-    output = record.get("output") or ""
-    prompt = prompt_text(record)
-    low = _WS.sub(" ", output.lower()) if not output.isascii() else output.lower()
-    match = next((p for p in params.refusals if p in low), None)
-    return {
-        "refusal": match is not None,
-        "refusal_match": match,
-        "lang_mismatch": lang_mismatch(prompt, output, params),
-        "empty_answer": empty_answer(output),
-        "repetition": repetition(output, params),
-        "truncated": truncated(output, params),
-        "prompt_chars": len(prompt),
-        "output_chars": len(output),
-    }
+    return batch_signals([record], params)[0]
+
+
+def batch_signals(records: list[dict[str, Any]], params: SignalParams) -> list[dict[str, Any]]:
+    """Every signal of a batch of records; repetition is counted for the batch at once."""
+    from alpacacot.curation.batch import repetition as batch_repetition
+    from alpacacot.curation.batch import tokenize
+
+    outputs = [r.get("output") or "" for r in records]
+    reps = batch_repetition(
+        tokenize(outputs), params.repetition_n, params.repetition_min_tokens
+    ).tolist()
+    out = []
+    for record, output, rep in zip(records, outputs, reps, strict=True):
+        prompt = prompt_text(record)
+        low = output.lower() if output.isascii() else _WS.sub(" ", output.lower())
+        found = _refusal_pattern(params.refusals).search(low)
+        match = found.group(0) if found else None
+        out.append(
+            {
+                "refusal": match is not None,
+                "refusal_match": match,
+                "lang_mismatch": lang_mismatch(prompt, output, params),
+                "empty_answer": empty_answer(output),
+                "repetition": rep,
+                "truncated": truncated(output, params),
+                "prompt_chars": len(prompt),
+                "output_chars": len(output),
+            }
+        )
+    return out
+
+
+@functools.cache
+def _refusal_pattern(phrases: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(re.escape(p) for p in phrases) or "(?!)")
 
 
 def empty_answer(output: str) -> bool:
@@ -132,15 +155,6 @@ def lang_mismatch(prompt: str, output: str, params: SignalParams) -> bool:
     if p >= params.cjk_share and o == 0.0:
         return True  # Chinese prompt, an answer without a single CJK character
     return p == 0.0 and o >= params.cjk_share and len(prompt) >= params.mismatch_min_chars
-
-
-def repetition(output: str, params: SignalParams) -> float:
-    toks = tokens(output)
-    n = params.repetition_n
-    if len(toks) < params.repetition_min_tokens:
-        return 0.0
-    grams = [tuple(toks[i : i + n]) for i in range(len(toks) - n + 1)]
-    return round(1 - len(set(grams)) / len(grams), 4)
 
 
 def truncated(output: str, params: SignalParams) -> bool:

@@ -28,8 +28,11 @@ def normalize(text: str) -> str:
 
 
 def tokens(text: str) -> list[str]:
-    """Normalised tokens: words of space-separated scripts, single CJK characters."""
-    return TOKEN.findall(normalize(text))
+    """Normalised tokens: words of space-separated scripts, single CJK characters (the same
+    tokens the batch passes make, see alpacacot.curation.batch)."""
+    from alpacacot.curation.batch import tokenize
+
+    return tokenize([text]).tokens_of(0)
 
 
 def is_cjk(text: str, share: float = 0.3) -> bool:
