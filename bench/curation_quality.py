@@ -40,8 +40,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REAL_DATA = REPO.parent / "shared" / "real-data"
 sys.path.insert(0, str(REPO / "src"))
@@ -58,7 +56,9 @@ def _word_jaccard(a: str, b: str) -> float:
     return len(x & y) / max(len(x | y), 1)
 
 
-def labelled_pairs(real: Path, rng: random.Random) -> tuple[list[str], list[tuple[int, int, str, bool]]]:
+def labelled_pairs(
+    real: Path, rng: random.Random
+) -> tuple[list[str], list[tuple[int, int, str, bool]]]:
     """Texts and (i, j, category, is_duplicate) pairs over them."""
     texts: list[str] = []
     pairs: list[tuple[int, int, str, bool]] = []
@@ -151,7 +151,10 @@ def neardup(real: Path, seed: int) -> dict:
         out["backends"][backend] = {
             "precision": tp / max(tp + fp, 1),
             "recall": tp / max(tp + fn, 1),
-            "tp": tp, "fp": fp, "fn": fn, "tn": tn,
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "tn": tn,
             "signature_seconds": seconds,
             "texts_per_second": len(texts) / seconds,
             "categories": per,
@@ -185,7 +188,11 @@ def decontamination(real: Path, cache: Path | None, seed: int) -> dict:
     def reword_half(q: str) -> str:
         first, sep, rest = q.partition(". ")
         words = first.split()
-        return " ".join(["Consider", "the", "following", "case:", *words[(len(words) + 1) // 2 :]]) + sep + rest
+        return (
+            " ".join(["Consider", "the", "following", "case:", *words[(len(words) + 1) // 2 :]])
+            + sep
+            + rest
+        )
 
     def replace_first(q: str) -> str:
         first, sep, rest = q.partition(". ")
@@ -202,19 +209,26 @@ def decontamination(real: Path, cache: Path | None, seed: int) -> dict:
     for name, fn in variants.items():
         texts = [f"{host['instruction']}\n{fn(q)}\n{host['output']}" for q in gsm]
         hits = match_texts(texts, index)
-        found[name] = sum(any(h.benchmark == "gsm8k_test" and h.item == i for h in hs)
-                          for i, hs in enumerate(hits))
+        found[name] = sum(
+            any(h.benchmark == "gsm8k_test" and h.item == i for h in hs)
+            for i, hs in enumerate(hits)
+        )
     unrelated = rng.sample(alpaca, 10_000)
-    texts = ["\n".join(p for p in (r["instruction"], r["input"], r["output"]) if p) for r in unrelated]
+    texts = [
+        "\n".join(p for p in (r["instruction"], r["input"], r["output"]) if p) for r in unrelated
+    ]
     t0 = time.perf_counter()
     hits = match_texts(texts, index)
     match_seconds = time.perf_counter() - t0
-    false = [(texts[i][:120], [(h.benchmark, h.item, h.match[:80]) for h in hs])
-             for i, hs in enumerate(hits) if hs]
+    false = [
+        (texts[i][:120], [(h.benchmark, h.item, h.match[:80]) for h in hs])
+        for i, hs in enumerate(hits)
+        if hs
+    ]
     return {
         "benchmark_items": index.items,
         "too_short": index.skipped,
-        "indexed_grams": len(index.grams),
+        "indexed_grams": index.grams,
         "index_seconds": index_seconds,
         "gsm8k_test_questions": len(gsm),
         "found": found,
@@ -228,29 +242,39 @@ def decontamination(real: Path, cache: Path | None, seed: int) -> dict:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--real-data", type=Path, default=DEFAULT_REAL_DATA)
-    ap.add_argument("--cache", type=Path, default=None, help="alpacacot cache with the benchmark files")
+    ap.add_argument(
+        "--cache", type=Path, default=None, help="alpacacot cache with the benchmark files"
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
     result = {"neardup": neardup(args.real_data, args.seed)}
     for backend, r in result["neardup"]["backends"].items():
-        print(f"near-dup {backend}: precision {r['precision']:.3f} recall {r['recall']:.3f} "
-              f"(tp {r['tp']} fp {r['fp']} fn {r['fn']} tn {r['tn']}); "
-              f"{r['texts_per_second']:,.0f} prompts/s")
+        print(
+            f"near-dup {backend}: precision {r['precision']:.3f} recall {r['recall']:.3f} "
+            f"(tp {r['tp']} fp {r['fp']} fn {r['fn']} tn {r['tn']}); "
+            f"{r['texts_per_second']:,.0f} prompts/s"
+        )
         for cat, c in r["categories"].items():
             print(f"    {cat:22s} {c['predicted']:5d} / {c['pairs']:5d} clustered together")
     result["decontamination"] = decontamination(args.real_data, args.cache, args.seed)
     d = result["decontamination"]
-    print(f"decontamination: index of {sum(d['benchmark_items'].values()):,} items "
-          f"({d['indexed_grams']:,} grams) in {d['index_seconds']:.1f} s")
+    print(
+        f"decontamination: index of {sum(d['benchmark_items'].values()):,} items "
+        f"({d['indexed_grams']:,} grams) in {d['index_seconds']:.1f} s"
+    )
     for name, n in d["found"].items():
         print(f"    GSM8K test planted, {name:30s} found {n} / {d['gsm8k_test_questions']}")
-    print(f"    unrelated real records with a hit: {d['unrelated_with_a_hit']} / {d['unrelated_records']}"
-          f" ({d['match_records_per_second']:,.0f} records/s)")
+    print(
+        f"    unrelated real records with a hit: {d['unrelated_with_a_hit']} / {d['unrelated_records']}"
+        f" ({d['match_records_per_second']:,.0f} records/s)"
+    )
     for ex in d["false_hit_examples"]:
         print("      ", ex)
     if args.json:
-        args.json.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        args.json.write_text(
+            json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
 
 
 if __name__ == "__main__":

@@ -47,15 +47,34 @@ def run(real: Path, target: int, workers: int, cache: Path | None) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     exe = build_command()
     build = measure(
-        [*exe, "build", "--catalog", str(catalog), "--out", str(out), "--force",
-         "--workers", str(workers)],
+        [
+            *exe,
+            "build",
+            "--catalog",
+            str(catalog),
+            "--out",
+            str(out),
+            "--force",
+            "--workers",
+            str(workers),
+        ],
         work / "build.log",
     )
     counts = manifest_counts(out)
     env_cache = ["--cache-dir", str(cache)] if cache else []
     curate = measure(
-        [*exe, "curate", str(out), "--force", "--workers", str(workers), "--full-benchmarks",
-         "--offline", "--json", *env_cache],
+        [
+            *exe,
+            "curate",
+            str(out),
+            "--force",
+            "--workers",
+            str(workers),
+            "--full-benchmarks",
+            "--offline",
+            "--json",
+            *env_cache,
+        ],
         work / "curate.log",
     )
     summary = json.loads(curate["stdout"])
@@ -102,8 +121,10 @@ def main(argv: list[str] | None = None) -> None:
     if len(results) > 1:
         a, b = results[0], results[-1]
         grow = (b["curate"]["maxrss_mib"] - a["curate"]["maxrss_mib"]) * 2**20
-        print(f"curate peak RSS grows {grow / (b['records'] - a['records']):.0f} bytes per record "
-              f"({a['records']:,} -> {b['records']:,})")
+        print(
+            f"curate peak RSS grows {grow / (b['records'] - a['records']):.0f} bytes per record "
+            f"({a['records']:,} -> {b['records']:,})"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 

@@ -93,7 +93,8 @@ def gram_hashes(tok: Tokens, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
         for k in range(n):
             h = h * _P + t[k : total - n + 1 + k]
     starts = np.arange(total - n + 1, dtype=np.int64)
-    text = np.searchsorted(tok.offsets, starts, side="right") - 1
+    owner = np.repeat(np.arange(len(tok.offsets) - 1, dtype=np.int64), tok.lengths)
+    text = owner[: total - n + 1]
     valid = starts + n <= tok.offsets[text + 1]
     return h[valid], text[valid], starts[valid]
 

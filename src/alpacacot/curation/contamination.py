@@ -43,18 +43,28 @@ class DecontamParams:
 
 @dataclass
 class BenchmarkIndex:
-    """Every benchmark item's grams, hashed, with the item each gram points to."""
+    """Every benchmark item's grams, hashed, with the items each gram points to.
+
+    Kept as flat numpy arrays (a few bytes per gram), so each worker loads it in milliseconds:
+    `keys[n]` are the sorted gram hashes of length n (n-grams of long items, min_tokens-grams of
+    short ones); the owners of `keys[n][i]` are `owners[n][starts[n][i]:starts[n][i + 1]]`,
+    indices into `items_list`.
+    """
 
     params: DecontamParams
-    # gram hash -> (benchmark, item) pairs; a gram in too many items is dropped.
-    grams: dict[int, list[tuple[str, int]]] = field(default_factory=dict)
-    # sorted gram hashes of long items (n-grams) and short ones (min_tokens-grams), for np.isin
     keys: dict[int, np.ndarray] = field(default_factory=dict)
+    starts: dict[int, np.ndarray] = field(default_factory=dict)
+    owners: dict[int, np.ndarray] = field(default_factory=dict)
+    items_list: list[tuple[str, int]] = field(default_factory=list)
     # (benchmark, item) -> distinct grams it keeps, and how many a record must share to hit it
     sizes: dict[tuple[str, int], int] = field(default_factory=dict)
     need: dict[tuple[str, int], int] = field(default_factory=dict)
     items: dict[str, int] = field(default_factory=dict)  # items per benchmark
     skipped: dict[str, int] = field(default_factory=dict)  # too short to match, per benchmark
+
+    @property
+    def grams(self) -> int:
+        return int(sum(len(k) for k in self.keys.values()))
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,17 +113,27 @@ def build_index(
         for t in np.flatnonzero(lengths < params.min_tokens):
             index.skipped[chunk[t][0]] = index.skipped.get(chunk[t][0], 0) + 1
     kept: dict[tuple[str, int], int] = defaultdict(int)
-    for g, who in owners.items():
-        who = list(dict.fromkeys(who))
-        if len(who) > params.max_items_per_gram:
-            continue
-        index.grams[g] = who
-        for w in who:
-            kept[w] += 1
-    index.keys = {
-        n: np.array(sorted(g for g in gs if g in index.grams), dtype=np.uint64)
-        for n, gs in by_n.items()
-    }
+    number: dict[tuple[str, int], int] = {}
+    for n, grams in by_n.items():
+        rows: list[tuple[int, list[int]]] = []
+        for g in grams:
+            who = list(dict.fromkeys(owners[g]))
+            if len(who) > params.max_items_per_gram:
+                continue
+            ids = []
+            for w in who:
+                kept[w] += 1
+                if w not in number:
+                    number[w] = len(index.items_list)
+                    index.items_list.append(w)
+                ids.append(number[w])
+            rows.append((g, ids))
+        rows.sort()
+        index.keys[n] = np.array([g for g, _ in rows], dtype=np.uint64)
+        index.starts[n] = np.concatenate([[0], np.cumsum([len(ids) for _, ids in rows])]).astype(
+            np.int64
+        )
+        index.owners[n] = np.array([i for _, ids in rows for i in ids], dtype=np.int32)
     index.sizes = dict(kept)
     index.need = {w: _need(params, w, size, short) for w, size in kept.items()}
     return index
@@ -150,12 +170,19 @@ def match_texts(texts: Sequence[str] | Tokens, index: BenchmarkIndex) -> list[li
         if keys is None or not len(keys):
             continue
         h, text, start = gram_hashes(tok, n)
-        cand = np.flatnonzero(np.isin(h, keys))
-        for g, t, s in zip(
-            h[cand].tolist(), text[cand].tolist(), start[cand].tolist(), strict=True
+        pos = np.minimum(np.searchsorted(keys, h), len(keys) - 1)
+        cand = np.flatnonzero(keys[pos] == h)
+        starts, owners = index.starts[n], index.owners[n]
+        for g, k, t, s in zip(
+            h[cand].tolist(),
+            pos[cand].tolist(),
+            text[cand].tolist(),
+            start[cand].tolist(),
+            strict=True,
         ):
             base = int(tok.offsets[t])
-            for w in index.grams.get(g, ()):
+            for o in owners[starts[k] : starts[k + 1]].tolist():
+                w = index.items_list[o]
                 found[t, w].add(g)
                 spans[t, w].append((s - base, s - base + n))
     out: list[list[Hit]] = [[] for _ in range(len(tok.offsets) - 1)]

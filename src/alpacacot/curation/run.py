@@ -220,17 +220,22 @@ def curate(
         for key, entry in catalog.benchmarks.items()
     }
     bench_fp = bm.fingerprint(bench_files)
-    index = build_index(
-        (
-            (key, i, text)
-            for key, entry in catalog.benchmarks.items()
-            for i, text in bm.read_items(entry, [p for p, _ in bench_files[key]])
-        ),
-        params.decontam,
-    )
-    index_path = cache / "benchmarks.pkl"
-    index.save(index_path)
     pass_fp = params.pass_fingerprints(bench_fp)
+    # The index is rebuilt only when a benchmark file or the matcher's settings change.
+    index_path = cache / f"benchmarks-{pass_fp['contamination']}.pkl"
+    index = _load_index(index_path)
+    if index is None:
+        index = build_index(
+            (
+                (key, i, text)
+                for key, entry in catalog.benchmarks.items()
+                for i, text in bm.read_items(entry, [p for p, _ in bench_files[key]])
+            ),
+            params.decontam,
+        )
+        for old_index in cache.glob("benchmarks-*.pkl"):
+            old_index.unlink()
+        index.save(index_path)
 
     keys = [k for k in source_keys(manifest) if manifest["sources"][k].get("split") != "eval"]
     old_sources = (previous or {}).get("sources", {})
@@ -311,6 +316,17 @@ def curate(
     plot_overlap(summary, out_dir / OVERLAP_FIGURE)
     write_card(out_dir, manifest, catalog)
     return CurationReport(summary=summary, redone=redone, reused=reused)
+
+
+def _load_index(path: Path) -> BenchmarkIndex | None:
+    import pickle
+
+    try:
+        with open(path, "rb") as fh:
+            index = pickle.load(fh)  # noqa: S301 - written by curate in DIR/curation/cache
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        return None
+    return index if isinstance(index, BenchmarkIndex) else None
 
 
 def _catalog_of(manifest: dict[str, Any]) -> Any:
