@@ -36,6 +36,7 @@ import argparse
 import csv
 import json
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,11 @@ from alpacacot.curation.neardup import NearDupParams, band_keys, clusters  # noq
 
 def _prompt(r: dict) -> str:
     return "\n".join(p for p in (r["instruction"], r.get("input", "")) if p)
+
+
+def _first_sentence(q: str) -> tuple[str, str, str]:
+    parts = re.split(r"(?<=[.!?])(\s+)", q.strip(), maxsplit=1)
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else (parts[0], "", "")
 
 
 def _word_jaccard(a: str, b: str) -> float:
@@ -186,7 +192,7 @@ def decontamination(real: Path, cache: Path | None, seed: int) -> dict:
     host = alpaca[5]
 
     def reword_half(q: str) -> str:
-        first, sep, rest = q.partition(". ")
+        first, sep, rest = _first_sentence(q)
         words = first.split()
         return (
             " ".join(["Consider", "the", "following", "case:", *words[(len(words) + 1) // 2 :]])
@@ -195,7 +201,7 @@ def decontamination(real: Path, cache: Path | None, seed: int) -> dict:
         )
 
     def replace_first(q: str) -> str:
-        first, sep, rest = q.partition(". ")
+        first, sep, rest = _first_sentence(q)
         return "Here is a situation worth thinking about carefully. " + (rest or first)
 
     variants = {
@@ -206,13 +212,24 @@ def decontamination(real: Path, cache: Path | None, seed: int) -> dict:
         "first sentence replaced": replace_first,
     }
     found = {}
+    # A question of one sentence has no first sentence apart from itself: rewording "the first
+    # sentence" then rewords the whole question; those are counted apart.
+    multi = [len(re.split(r"(?<=[.!?])\s+", q.strip())) > 1 for q in gsm]
     for name, fn in variants.items():
         texts = [f"{host['instruction']}\n{fn(q)}\n{host['output']}" for q in gsm]
         hits = match_texts(texts, index)
-        found[name] = sum(
+        ok = [
             any(h.benchmark == "gsm8k_test" and h.item == i for h in hs)
             for i, hs in enumerate(hits)
-        )
+        ]
+        if name.startswith("first sentence"):
+            both = list(zip(ok, multi, strict=True))
+            found[f"{name} (2+ sentences: {sum(multi)})"] = sum(o for o, m in both if m)
+            found[f"{name} (1 sentence: {len(gsm) - sum(multi)})"] = sum(
+                o for o, m in both if not m
+            )
+        else:
+            found[name] = sum(ok)
     unrelated = rng.sample(alpaca, 10_000)
     texts = [
         "\n".join(p for p in (r["instruction"], r["input"], r["output"]) if p) for r in unrelated
@@ -264,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         f"({d['indexed_grams']:,} grams) in {d['index_seconds']:.1f} s"
     )
     for name, n in d["found"].items():
-        print(f"    GSM8K test planted, {name:30s} found {n} / {d['gsm8k_test_questions']}")
+        print(f"    GSM8K test planted, {name:55s} found {n}")
     print(
         f"    unrelated real records with a hit: {d['unrelated_with_a_hit']} / {d['unrelated_records']}"
         f" ({d['match_records_per_second']:,.0f} records/s)"
