@@ -21,18 +21,22 @@ def map_units(
     *,
     workers: int = 1,
     on_done: Callable[[int, R], None] | None = None,
+    keep: bool = True,
 ) -> list[R]:
-    """`[fn(u) for u in units]`, on `workers` processes; `on_done(i, result)` as each finishes."""
+    """`[fn(u) for u in units]`, on `workers` processes; `on_done(i, result)` in unit order as
+    each finishes. With `keep=False` the results are only handed to `on_done` (the list holds
+    None), so a caller that writes them as they come holds one unit's result at a time."""
     results: list[Any] = [None] * len(units)
     if workers <= 1 or len(units) <= 1:
         for i, unit in enumerate(units):
-            results[i] = fn(unit)
+            result = fn(unit)
             if on_done:
-                on_done(i, results[i])
+                on_done(i, result)
+            results[i] = result if keep else None
         return results
     with ProcessPoolExecutor(max_workers=min(workers, len(units))) as pool:
         for i, result in enumerate(pool.map(fn, units)):
-            results[i] = result
             if on_done:
                 on_done(i, result)
+            results[i] = result if keep else None
     return results

@@ -267,18 +267,21 @@ def curate(
     if total:
         total(sum(pq.ParquetFile(u.shard).metadata.num_rows for u in units))
 
-    results = map_units(
-        run_unit,
-        units,
-        workers=workers,
-        on_done=(lambda i, r: on_unit(units[i].source, len(r["ids"]))) if on_unit else None,
-    )
-    by_source: dict[str, list[dict[str, Any]]] = {}
-    for unit, result in zip(units, results, strict=True):
-        by_source.setdefault(unit.source, []).append(result)
-    for key, parts in by_source.items():
-        _write_source(cur_dir, key, parts, redone[key], params)
-        state[key]["records"] = sum(len(p["ids"]) for p in parts)
+    # Each source is written as soon as its last unit is back, then its results are dropped.
+    last_unit = {u.source: i for i, u in enumerate(units)}
+    pending: dict[str, list[dict[str, Any]]] = {}
+
+    def done(i: int, result: dict[str, Any]) -> None:
+        key = units[i].source
+        pending.setdefault(key, []).append(result)
+        if on_unit:
+            on_unit(key, len(result["ids"]))
+        if last_unit[key] == i:
+            parts = pending.pop(key)
+            _write_source(cur_dir, key, parts, redone[key], params)
+            state[key]["records"] = sum(len(p["ids"]) for p in parts)
+
+    map_units(run_unit, units, workers=workers, on_done=done, keep=False)
 
     summary = _join(cur_dir, keys, params, index, catalog)
     record = {
@@ -395,18 +398,19 @@ def _join(
     cur_dir: Path, keys: list[str], params: CurationParams, index: BenchmarkIndex, catalog: Any
 ) -> dict[str, Any]:
     """Clusters, overlap matrix, contamination table and signal counts over every source."""
-    ids: list[np.ndarray] = []
+    ids: list[pa.Array] = []
     sources: list[np.ndarray] = []
     views: dict[str, list[np.ndarray]] = {v: [] for v in VIEWS}
     for s, key in enumerate(keys):
         t = pq.read_table(_pass_file(cur_dir, key, "neardup"))
-        ids.append(t.column("id").to_numpy(zero_copy_only=False))
+        ids.append(t.column("id").combine_chunks())
         sources.append(np.full(t.num_rows, s, dtype=np.int32))
         for v in VIEWS:
             col = t.column(f"{v}_bands").combine_chunks()
             flat = col.values.to_numpy(zero_copy_only=False)
             views[v].append(flat.reshape(t.num_rows, params.neardup.bands))
-    all_ids = np.concatenate(ids) if ids else np.zeros(0, dtype=object)
+    # Ids stay in Arrow (no Python string per record).
+    all_ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
     src = np.concatenate(sources) if sources else np.zeros(0, dtype=np.int32)
     labels = {
         v: clusters(np.concatenate(views[v])) if views[v] else np.zeros(0, dtype=np.int64)
@@ -417,11 +421,12 @@ def _join(
     for v in VIEWS:
         in_cluster |= sizes[v][labels[v]] > 1
     rows = np.flatnonzero(in_cluster)
+    names = pa.array(keys, pa.string())
     table = pa.table(
         {
-            "id": pa.array(all_ids[rows], pa.string()),
-            "source": pa.array([keys[i] for i in src[rows]], pa.string()),
-            **{f"{v}_cluster": pa.array(all_ids[labels[v][rows]], pa.string()) for v in VIEWS},
+            "id": all_ids.take(pa.array(rows)),
+            "source": names.take(pa.array(src[rows])),
+            **{f"{v}_cluster": all_ids.take(pa.array(labels[v][rows])) for v in VIEWS},
             **{f"{v}_cluster_size": pa.array(sizes[v][labels[v][rows]], pa.int64()) for v in VIEWS},
         }
     )
@@ -475,7 +480,7 @@ def _largest(
     sizes: np.ndarray,
     src: np.ndarray,
     keys: list[str],
-    ids: np.ndarray,
+    ids: pa.Array,
     cur_dir: Path,
     top: int = 10,
 ) -> list[dict[str, Any]]:
@@ -490,7 +495,7 @@ def _largest(
         counts = np.bincount(src[members], minlength=len(keys))
         out.append(
             {
-                "cluster": str(ids[root]),
+                "cluster": ids[int(root)].as_py(),
                 "size": int(sizes[root]),
                 "sources": {keys[i]: int(n) for i, n in enumerate(counts) if n},
             }
