@@ -8,6 +8,8 @@ Layout (every table keyed by record `id` plus `source`; shards are never touched
     curation/manifest.json             parameters, per-source fingerprints, summary
     curation/cache/<key>.*.parquet     per-source band keys and hits, reused by the next run
 
+The benchmark index is kept in the download cache (`curation/benchmarks-<fingerprint>.pkl`).
+
 Incremental: a source's signals, band keys and hits are redone only when its shards
 (manifest fingerprint) or the parameters of that pass changed, or, for hits, the benchmark files;
 clusters and the overlap matrix are always joined again from the cached band keys (cheap).
@@ -221,8 +223,12 @@ def curate(
     }
     bench_fp = bm.fingerprint(bench_files)
     pass_fp = params.pass_fingerprints(bench_fp)
-    # The index is rebuilt only when a benchmark file or the matcher's settings change.
-    index_path = cache / f"benchmarks-{pass_fp['contamination']}.pkl"
+    # The index depends on the benchmark files and the matcher's settings only: it is kept in the
+    # download cache, shared by every collection, and rebuilt when one of those changes.
+    from alpacacot.collectors import default_cache_dir
+
+    index_dir = (cache_dir or default_cache_dir()) / "curation"
+    index_path = index_dir / f"benchmarks-{pass_fp['contamination']}.pkl"
     index = _load_index(index_path)
     if index is None:
         index = build_index(
@@ -233,8 +239,8 @@ def curate(
             ),
             params.decontam,
         )
-        for old_index in cache.glob("benchmarks-*.pkl"):
-            old_index.unlink()
+        for old_index in index_dir.glob("benchmarks-*.pkl"):
+            old_index.unlink(missing_ok=True)
         index.save(index_path)
 
     keys = [k for k in source_keys(manifest) if manifest["sources"][k].get("split") != "eval"]
