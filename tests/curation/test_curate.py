@@ -108,3 +108,18 @@ def test_the_trainer_reads_a_recipe_by_name(curated: Path) -> None:
 
     expected = alpacacot.load("alpaca-gpt4-curated", collection=curated)["id"]
     assert [r["id"] for r in records.records] == expected
+
+
+def test_publish_uploads_the_curation_files(curated: Path) -> None:
+    from alpacacot.hub.publish import MANAGED, local_files
+
+    files = local_files(curated, _manifest(curated), "org/name")
+    for rel in (
+        "curation/manifest.json",
+        "curation/clusters.parquet",
+        "curation/contamination.parquet",
+        "curation/signals/alpaca.parquet",
+    ):
+        assert rel in files
+        assert MANAGED.match(rel) or rel == "curation/manifest.json"
+    assert not any(rel.startswith("curation/cache/") for rel in files)

@@ -24,7 +24,8 @@ from alpacacot.hub.collection import MANIFEST, read_manifest
 # (.gitattributes, hand-written files) is left alone.
 MANAGED = re.compile(
     r"^(?:[a-z0-9][a-z0-9_]*/train-\d+-of-\d+\.parquet|rejects/[a-z0-9][a-z0-9_]*\.jsonl"
-    rf"|{re.escape(STATS_FIGURE)})$"
+    rf"|{re.escape(STATS_FIGURE)}"
+    r"|curation/(?:signals/[a-z0-9][a-z0-9_]*\.parquet|[a-z]+\.(?:parquet|json|png)))$"
 )
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 SUMMARY_KEYS = 6  # sources named in the commit summary before "+N more"
@@ -124,6 +125,20 @@ def local_files(
         rejects = source.get("rejects")
         if rejects and (out_dir / rejects).is_file():
             add(rejects)
+    if manifest.get("curation"):
+        # Curation results travel with the collection (their own configs in the card).
+        for rel in (
+            "curation/manifest.json",
+            "curation/clusters.parquet",
+            "curation/contamination.parquet",
+            "curation/overlap.png",
+        ):
+            if (out_dir / rel).is_file():
+                add(rel)
+        for key in sorted(manifest["curation"].get("sources", {})):
+            rel = f"curation/signals/{key}.parquet"
+            if (out_dir / rel).is_file():
+                add(rel)
     return files
 
 
