@@ -17,6 +17,7 @@ def _same_cluster(texts: list[str], params: NearDupParams) -> np.ndarray:
 
 @pytest.mark.parametrize("backend", ["rensa", "datasketch"])
 def test_same_prompt_in_two_sources_and_light_edits_cluster(backend: str) -> None:
+    pytest.importorskip(backend)  # datasketch comes with the [curate] extra (make test installs it)
     params = NearDupParams(backend=backend)
     gpt4 = sample_records("alpaca_gpt4_en/alpaca_gpt4_data.json")
     alpaca = sample_records("alpaca/alpaca_data.json")
