@@ -11,7 +11,10 @@ rules. Applied in this order, each record removed is counted under the first rul
 3. `exact_duplicate`: the same record id was kept from a preferred source (`dedup.exact`,
    default true).
 4. `near_duplicate`: a record of the same near-duplicate cluster (`dedup.near`: `prompt` or
-   `record`, from `DIR/curation/clusters.parquet`) was kept from a preferred source.
+   `record`, from `DIR/curation/clusters.parquet`) was kept from a preferred source. By default
+   (`dedup.near_scope: across`) only a record of another source removes it: within one source,
+   near-duplicate prompts are mostly one template around different tasks (GPTeacher's
+   toolformer prompts share 40 words of tool description); `near_scope: all` removes those too.
 5. `cap`: beyond the source's `cap` (a seeded sample of the rest is kept); then `weight`
    samples or repeats what is left, as `alpacacot.load(..., weights=)` does.
 
@@ -60,6 +63,7 @@ class Recipe:
     sources: list[RecipeSource]
     exact: bool = True
     near: str = "none"
+    near_scope: str = "across"
     prefer: list[str] = field(default_factory=list)
     decontaminate: bool | list[str] = True
     signals: dict[str, Any] = field(default_factory=dict)
@@ -95,6 +99,7 @@ def parse_recipe(name: str, raw: dict[str, Any]) -> Recipe:
         sources=sources,
         exact=dedup.get("exact", True),
         near=dedup.get("near", "none"),
+        near_scope=dedup.get("near_scope", "across"),
         prefer=list(dedup.get("prefer", [])),
         decontaminate=raw.get("decontaminate", True),
         signals=dict(raw.get("signals") or {}),
@@ -194,7 +199,8 @@ def select(
                 keep &= ~drop
         alive[key] = keep
     seen_ids: set[str] = set()
-    seen_clusters: set[str] = set()
+    kept_by: dict[str, str] = {}  # near-duplicate cluster -> the source that kept a record of it
+    within = recipe.near_scope == "all"
     for key in recipe.order:
         keep = alive[key]
         for row in np.flatnonzero(keep):
@@ -204,13 +210,14 @@ def select(
                 removed[key]["exact_duplicate"] += 1
                 continue
             cluster = clusters.get((key, rid)) if clusters and recipe.near != "none" else None
-            if cluster is not None and cluster in seen_clusters:
+            owner = kept_by.get(cluster) if cluster is not None else None
+            if owner is not None and (within or owner != key):
                 keep[row] = False
                 removed[key]["near_duplicate"] += 1
                 continue
             seen_ids.add(rid)
-            if cluster is not None:
-                seen_clusters.add(cluster)
+            if cluster is not None and owner is None:
+                kept_by[cluster] = key
     rows: dict[str, np.ndarray] = {}
     for s in recipe.sources:
         kept = np.flatnonzero(alive[s.key])

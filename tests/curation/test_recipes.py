@@ -119,3 +119,14 @@ def test_every_benchmark_is_pinned_and_has_an_excerpt() -> None:
     for entry in catalog.benchmarks.values():
         assert all(f.sha256 for f in entry.files()), entry.key
         assert all(catalog.local_path(f.location).is_file() for f in entry.sample_files())
+
+
+def test_near_duplicates_within_one_source_stay_unless_asked() -> None:
+    ids = {"gpteacher": np.array(["t0", "t1", "t2"], dtype=object)}
+    clusters = {("gpteacher", "t0"): "c", ("gpteacher", "t1"): "c", ("gpteacher", "t2"): "c"}
+    raw = {"sources": ["gpteacher"], "decontaminate": False, "dedup": {"near": "prompt"}}
+    across = parse_recipe("r", raw)
+    assert select(across, ids, clusters=clusters).rows["gpteacher"].tolist() == [0, 1, 2]
+    raw["dedup"]["near_scope"] = "all"
+    everything = parse_recipe("r", raw)
+    assert select(everything, ids, clusters=clusters).rows["gpteacher"].tolist() == [0]
