@@ -6,9 +6,10 @@ import csv
 import json
 
 import pytest
-from conftest import BENCH, jsonl, sample_records
 
 from alpacacot.curation.contamination import DecontamParams, build_index, match_text
+
+from .helpers import BENCH, jsonl, sample_records
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from conftest import KEYS, WIDE
 from typer.testing import CliRunner
 
 from alpacacot.cli import app
+
+from .helpers import KEYS, WIDE
 
 
 def _cli(*args: str) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import sample_records
 
 from alpacacot.curation.neardup import NearDupParams, band_keys, clusters, components
 from alpacacot.curation.text import prompt_text, shingles
+
+from .helpers import sample_records
 
 
 def _same_cluster(texts: list[str], params: NearDupParams) -> np.ndarray:

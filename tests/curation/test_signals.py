@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from conftest import sample_records
-
 from alpacacot.curation.signals import SignalParams, record_signals
+
+from .helpers import sample_records
 
 P = SignalParams()
 

@@ -138,18 +138,19 @@ def clusters(keys: np.ndarray) -> np.ndarray:
         For each record, the index of the first record of its cluster (itself when alone).
     """
     n = keys.shape[0]
-    left: list[np.ndarray] = []
-    right: list[np.ndarray] = []
+    labels = np.arange(n, dtype=np.int64)
+    # Band by band: one band's edges at a time (bounded memory), merged into the partition so far
+    # by joining the current cluster roots of each edge's ends.
     for b in range(keys.shape[1]):
         col = keys[:, b]
         order = np.argsort(col, kind="stable")
         sorted_col = col[order]
         same = (sorted_col[1:] == sorted_col[:-1]) & (sorted_col[1:] != 0)
-        left.append(order[:-1][same])
-        right.append(order[1:][same])
-    a = np.concatenate(left) if left else np.zeros(0, dtype=np.int64)
-    b = np.concatenate(right) if right else np.zeros(0, dtype=np.int64)
-    return components(n, a, b)
+        a, c = order[:-1][same], order[1:][same]
+        del order, sorted_col, same
+        if a.size:
+            labels = components(n, labels[a], labels[c])[labels]
+    return labels
 
 
 def components(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
