@@ -404,24 +404,29 @@ def _join(
     cur_dir: Path, keys: list[str], params: CurationParams, index: BenchmarkIndex, catalog: Any
 ) -> dict[str, Any]:
     """Clusters, overlap matrix, contamination table and signal counts over every source."""
+    # Band keys of every source go straight into one preallocated array per view (no second copy).
+    bands = params.neardup.bands
+    paths = [_pass_file(cur_dir, key, "neardup") for key in keys]
+    counts = [pq.ParquetFile(p).metadata.num_rows for p in paths]
+    total = sum(counts)
     ids: list[pa.Array] = []
-    sources: list[np.ndarray] = []
-    views: dict[str, list[np.ndarray]] = {v: [] for v in VIEWS}
-    for s, key in enumerate(keys):
-        t = pq.read_table(_pass_file(cur_dir, key, "neardup"))
+    src = np.repeat(np.arange(len(keys), dtype=np.int32), counts)
+    views = {v: np.zeros((total, bands), dtype=np.uint64) for v in VIEWS}
+    at = 0
+    for path, n in zip(paths, counts, strict=True):
+        t = pq.read_table(path)
         ids.append(t.column("id").combine_chunks())
-        sources.append(np.full(t.num_rows, s, dtype=np.int32))
         for v in VIEWS:
-            col = t.column(f"{v}_bands").combine_chunks()
-            flat = col.values.to_numpy(zero_copy_only=False)
-            views[v].append(flat.reshape(t.num_rows, params.neardup.bands))
+            flat = t.column(f"{v}_bands").combine_chunks().values.to_numpy(zero_copy_only=False)
+            views[v][at : at + n] = flat.reshape(n, bands)
+        at += n
+        del t
     # Ids stay in Arrow (no Python string per record).
     all_ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
-    src = np.concatenate(sources) if sources else np.zeros(0, dtype=np.int32)
-    labels = {
-        v: clusters(np.concatenate(views[v])) if views[v] else np.zeros(0, dtype=np.int64)
-        for v in VIEWS
-    }
+    labels = {}
+    for v in VIEWS:
+        labels[v] = clusters(views[v])
+        views[v] = None  # type: ignore[assignment]  # free each view once clustered
     sizes = {v: np.bincount(labels[v], minlength=len(all_ids)) for v in VIEWS}
     in_cluster = np.zeros(len(all_ids), dtype=bool)
     for v in VIEWS:
