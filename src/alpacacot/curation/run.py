@@ -466,23 +466,38 @@ def _join(
 
 
 def _overlap(labels: np.ndarray, src: np.ndarray, keys: list[str]) -> dict[str, dict[str, int]]:
-    """matrix[a][b]: records of source a with a near-duplicate in source b (a == b: within a)."""
-    import pandas as pd
+    """matrix[a][b]: records of source a with a near-duplicate in source b (a == b: within a).
 
-    if not len(labels):
-        return {}
-    df = pd.DataFrame({"label": labels, "src": src})
-    per = df.groupby(["label", "src"]).size().rename("n").reset_index()
-    multi = per.groupby("label")["n"].transform("sum") > 1
-    per = per[multi]
-    pairs = per.merge(per, on="label", suffixes=("_a", "_b"))
-    same = pairs["src_a"] == pairs["src_b"]
-    # Within one source, only clusters holding 2+ of its own records count.
-    pairs = pairs[~same | (pairs["n_a"] > 1)]
-    matrix = pairs.groupby(["src_a", "src_b"])["n_a"].sum()
+    Per chunk of clusters, a (clusters x sources) count matrix C; the matrix is C^T (C > 0),
+    with the diagonal counting only clusters that hold 2+ records of the source. Memory is
+    bounded by the chunk, whatever the number of sources per cluster.
+    """
     out: dict[str, dict[str, int]] = {k: {} for k in keys}
-    for (a, b), n in matrix.items():
-        out[keys[a]][keys[b]] = int(n)
+    if not len(labels):
+        return out
+    sizes = np.bincount(labels, minlength=len(labels))
+    member = np.flatnonzero(sizes[labels] > 1)
+    if not member.size:
+        return out
+    cluster, inverse = np.unique(labels[member], return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    inv, srcs = inverse[order], src[member][order]
+    n_src = len(keys)
+    matrix = np.zeros((n_src, n_src), dtype=np.int64)
+    bounds = np.searchsorted(inv, np.arange(0, len(cluster) + 1, 20_000))
+    bounds = np.append(bounds, len(inv)) if bounds[-1] != len(inv) else bounds
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if lo == hi:
+            continue
+        rows = inv[lo:hi] - inv[lo]
+        counts = np.zeros((int(rows[-1]) + 1, n_src), dtype=np.int64)
+        np.add.at(counts, (rows, srcs[lo:hi]), 1)
+        matrix += counts.T @ (counts > 0)
+        np.fill_diagonal(matrix, matrix.diagonal() - (counts * (counts == 1)).sum(axis=0))
+    for a in range(n_src):
+        for b in range(n_src):
+            if matrix[a, b]:
+                out[keys[a]][keys[b]] = int(matrix[a, b])
     return out
 
 
