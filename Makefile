@@ -19,7 +19,7 @@ $(VENV)/.core: pyproject.toml | $(BIN)/python
 
 $(VENV)/.train: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[train,dev,ray]"
+	$(BIN)/pip install -q -e ".[train,dev,ray,curate]"
 	touch $@ $(VENV)/.core
 
 setup: $(VENV)/.core

@@ -70,6 +70,7 @@ def write_card(
         catalog,
         repo_id=repo_id,
         has_stats=(out_dir / STATS_FIGURE).is_file(),
+        has_overlap=(out_dir / "curation" / "overlap.png").is_file(),
     )
     path = out_dir / "README.md"
     atomic_write_text(path, text, "card")  # a build killed here leaves the old card, whole
@@ -105,6 +106,7 @@ def render_card(
     *,
     repo_id: str | None = None,
     has_stats: bool = False,
+    has_overlap: bool = False,
 ) -> str:
     """The card's text: YAML front matter, then the Markdown body."""
     sources: dict[str, dict[str, Any]] = manifest.get("sources", {})
@@ -122,6 +124,7 @@ def render_card(
         *_record_section(),
         *_build_section(manifest, sources, keys),
         *(_stats_section() if has_stats else []),
+        *_curation_section(manifest, has_overlap),
         *_citation_section(sources, keys),
     ]
     return f"---\n{metadata.to_yaml()}\n---\n\n" + "\n".join(body).rstrip() + "\n"
@@ -146,6 +149,7 @@ def card_metadata(manifest: dict[str, Any]) -> DatasetCardData:
         {"config_name": key, "data_files": [{"split": "train", "path": f"{key}/train-*.parquet"}]}
         for key in keys
     ]
+    configs += _curation_configs(manifest)
     return DatasetCardData(
         pretty_name=PRETTY_NAME,
         license=licenses[0] if len(licenses) == 1 else licenses,
@@ -374,6 +378,18 @@ def _stats_section() -> list[str]:
         "Regenerate with `alpacacot-data stats DIR`.",
         "",
     ]
+
+
+def _curation_configs(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    from alpacacot.curation.report import card_configs
+
+    return card_configs(manifest)
+
+
+def _curation_section(manifest: dict[str, Any], has_figure: bool) -> list[str]:
+    from alpacacot.curation.report import card_section
+
+    return card_section(manifest, has_figure)
 
 
 def _citation_section(sources: dict[str, dict[str, Any]], keys: list[str]) -> list[str]:

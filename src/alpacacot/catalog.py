@@ -175,6 +175,33 @@ class DatasetEntry:
         }
 
 
+@dataclass(frozen=True)
+class BenchmarkEntry:
+    """An evaluation set of the catalog's `benchmarks:` section (for decontamination)."""
+
+    key: str
+    description: str
+    license: str
+    source: dict[str, Any]
+    format: str
+    text_fields: list[str]
+    records: str | None = None
+    columns: list[str] | None = None
+    compression: str = "infer"
+    sample: list[str] = field(default_factory=list)
+    languages: list[str] = field(default_factory=list)
+    homepage: str = ""
+    citation: str = ""
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    subsets: list[str] | None = None  # a benchmark is always read whole
+
+    # A benchmark's files are declared exactly like a dataset's.
+    all_files = DatasetEntry.all_files
+    files = DatasetEntry.files
+    selects = DatasetEntry.selects
+    sample_files = DatasetEntry.sample_files
+
+
 def subset_name(location: str) -> str:
     """`.../aqua_train.tsv.gz` -> `aqua`."""
     name = PurePosixPath(location.split("?")[0]).name
@@ -193,6 +220,8 @@ class Catalog:
     sha256: str
     # --allow-outside-catalog: local paths may leave the catalog's folder
     allow_outside: bool = False
+    benchmarks: dict[str, BenchmarkEntry] = field(default_factory=dict)
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def root(self) -> Path:
@@ -345,6 +374,8 @@ def load_catalog(path: str | Path | None = None, *, allow_outside: bool = False)
         mixes=mixes,
         sha256=hashlib.sha256(data_bytes).hexdigest(),
         allow_outside=allow_outside,
+        benchmarks={k: _benchmark(k, raw) for k, raw in (data.get("benchmarks") or {}).items()},
+        recipes=data.get("recipes") or {},
     )
     for entry in datasets.values():
         if entry.source["kind"] == "hf" and any(not sf.repo for sf in entry.files()):
@@ -363,6 +394,8 @@ def load_catalog(path: str | Path | None = None, *, allow_outside: bool = False)
         if mix in datasets:
             raise CatalogError(f"{path}: mix {mix!r} has the same name as a dataset key")
         catalog.resolve(mix)
+    for name, recipe in catalog.recipes.items():
+        _check_recipe(catalog, name, recipe, f"{path}: recipes/{name}")
     return catalog
 
 
@@ -420,3 +453,49 @@ def check_locations(catalog: Catalog, base: str, raw: dict[str, Any]) -> None:
     sample = raw.get("sample") or []
     for i, location in enumerate([sample] if isinstance(sample, str) else sample):
         catalog.local_path(location, f"{base}/sample[{i}]")
+
+
+def _benchmark(key: str, raw: dict[str, Any]) -> BenchmarkEntry:
+    text = raw["fields"]["text"]
+    sample = raw.get("sample", [])
+    return BenchmarkEntry(
+        key=key,
+        description=raw["description"],
+        license=raw["license"],
+        source=raw["source"],
+        format=raw["format"],
+        text_fields=[text] if isinstance(text, str) else list(text),
+        records=raw.get("records"),
+        columns=raw.get("columns"),
+        compression=raw.get("compression", "infer"),
+        sample=[sample] if isinstance(sample, str) else list(sample),
+        languages=raw.get("languages", []),
+        homepage=raw.get("homepage", ""),
+        citation=raw.get("citation", ""),
+        raw=raw,
+    )
+
+
+def _check_recipe(catalog: Catalog, name: str, recipe: dict[str, Any], where: str) -> None:
+    """A recipe names known dataset keys, benchmarks, and a name no key or mix has."""
+    if name in catalog.datasets or name in catalog.mixes:
+        raise CatalogError(f"{where}: recipe {name!r} has the same name as a dataset key or mix")
+    keys = [s if isinstance(s, str) else s["key"] for s in recipe["sources"]]
+    for i, key in enumerate(keys):
+        if key not in catalog.datasets:
+            raise CatalogError(
+                f"{where}/sources/{i}: {key!r} is not a dataset key of the catalog "
+                f"(known: {', '.join(sorted(catalog.datasets))})"
+            )
+    for i, key in enumerate((recipe.get("dedup") or {}).get("prefer", [])):
+        if key not in keys:
+            raise CatalogError(
+                f"{where}/dedup/prefer/{i}: {key!r} is not one of the recipe's sources {keys}"
+            )
+    decon = recipe.get("decontaminate", True)
+    for i, key in enumerate(decon if isinstance(decon, list) else []):
+        if key not in catalog.benchmarks:
+            raise CatalogError(
+                f"{where}/decontaminate/{i}: {key!r} is not a benchmark of the catalog "
+                f"(known: {', '.join(sorted(catalog.benchmarks)) or 'none'})"
+            )

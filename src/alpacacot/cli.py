@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from alpacacot.curation.commands import register as register_curation
 from alpacacot.errors import AlpacacotError
 from alpacacot.hub.commands import register as register_hub
 from alpacacot.review import register as register_review
@@ -436,6 +437,7 @@ def validate(
 
 
 register_hub(app)
+register_curation(app)
 register_training(app)
 register_review(app)
 

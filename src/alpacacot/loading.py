@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from alpacacot.errors import AlpacacotError
 
@@ -99,7 +99,10 @@ def load(
     """Load a dataset key, a mix, or keys joined by `-` from a built collection.
 
     Args:
-        name: a catalog key (`"cot"`), a mix (`"alpaca-belle-cot"`), keys joined by `-`, or a list.
+        name: a catalog key (`"cot"`), a mix (`"alpaca-belle-cot"`), keys joined by `-`, a list,
+            or a recipe (`"alpaca-gpt4-curated"`, or a recipe `.yaml` file): its sources after
+            decontamination, signal thresholds and deduplication (see alpacacot.recipes; needs a
+            local collection that `alpacacot-data curate` has run on).
         collection: the `--out` folder of `alpacacot-data build`, or a Hub dataset repo id
             (`"ORG/NAME"`) that `publish` wrote. Default: `out`.
         weights: per-key sampling factor for a mix; 0.5 keeps a seeded half of that source, 2.0
@@ -119,6 +122,11 @@ def load(
     """
     import datasets
 
+    from alpacacot.recipes import find_recipe
+
+    recipe = find_recipe(name, catalog)
+    if recipe is not None:
+        return load_recipe(recipe, collection, weights=weights, seed=seed, as_dict=as_dict)
     manifest, base = _manifest(collection, revision)
     keys = resolve_keys(name, manifest, catalog)
     held_out = [k for k in keys if manifest["sources"][k].get("split") == "eval"]
@@ -173,3 +181,40 @@ def _reweight(ds: datasets.Dataset, factor: float, seed: int) -> datasets.Datase
     if not pieces:
         return ds.select([])
     return pieces[0] if len(pieces) == 1 else hf_datasets.concatenate_datasets(pieces)
+
+
+def load_recipe(
+    recipe: Any,
+    collection: str | os.PathLike = "out",
+    *,
+    weights: dict[str, float] | None = None,
+    seed: int = 0,
+    as_dict: bool = False,
+) -> datasets.Dataset | dict[str, datasets.Dataset]:
+    """The records a recipe selects from a local curated collection (per source, recipe order)."""
+    import datasets
+
+    from alpacacot.recipes import apply_recipe
+
+    local = Path(collection)
+    if not local.is_dir():
+        raise AlpacacotError(
+            f"recipe {recipe.name!r}: {collection} is not a local collection folder; recipes read "
+            "the curation files of a local build (download the repo, or build and curate it)"
+        )
+    manifest, base = _manifest(collection, None)
+    selection = apply_recipe(recipe, local, manifest)
+    parts: dict[str, datasets.Dataset] = {}
+    for src in recipe.sources:
+        files = [f"{base}/{shard['path']}" for shard in manifest["sources"][src.key]["shards"]]
+        ds = datasets.Dataset.from_parquet(files, split="train")
+        ds = ds.select(selection.rows[src.key].tolist())
+        factor = (weights or {}).get(src.key, src.weight)
+        if factor != 1.0:
+            ds = _reweight(ds, factor, seed if weights else recipe.seed)
+        parts[src.key] = ds
+    if as_dict:
+        return parts
+    if len(parts) == 1:
+        return next(iter(parts.values()))
+    return datasets.concatenate_datasets(list(parts.values()))

@@ -16,7 +16,8 @@ MANIFEST = "manifest.json"
 # are read (stats, export) or uploaded (publish), whatever else the folder or its manifest holds.
 KEY = r"[a-z0-9][a-z0-9_]{0,63}"
 DECLARED = re.compile(
-    rf"^(?:{KEY}/train-\d+-of-\d+\.parquet|rejects/{KEY}\.jsonl|curation/{KEY}\.parquet)$"
+    rf"^(?:{KEY}/train-\d+-of-\d+\.parquet|rejects/{KEY}\.jsonl|curation/{KEY}\.parquet"
+    rf"|curation/signals/{KEY}\.parquet)$"
 )
 
 
@@ -74,7 +75,8 @@ def declared_name(rel: object, key: str | None, fixed: tuple[str, ...], where: s
         raise CollectionError(
             f"{where}: {rel!r} is not a file a build writes; a collection holds README.md, "
             f"{MANIFEST}, stats.png, <key>/train-NNNNN-of-NNNNN.parquet, rejects/<key>.jsonl and "
-            "curation/<name>.parquet, and only these are read or uploaded. Rebuild the collection."
+            "curation/ results (manifest.json, clusters, contamination, signals/<key>.parquet, "
+            "overlap.png), and only these are read or uploaded. Rebuild the collection."
         )
     return rel
 

@@ -213,6 +213,13 @@ def stats(
         target = png or out_dir / "stats.png"
         st.plot_stats(result, target)
         console.print(f"Figure written to {target}")
+        if manifest.get("curation"):
+            from alpacacot.curation.report import OVERLAP_FIGURE, plot_overlap, summary_tables
+
+            for table in summary_tables(manifest["curation"]["summary"]):
+                console.print(table)
+            overlap = plot_overlap(manifest["curation"]["summary"], out_dir / OVERLAP_FIGURE)
+            console.print(f"Near-duplicate heatmap written to {overlap}")
         if png is None or Path(png).resolve() == (out_dir / "stats.png").resolve():
             from alpacacot.card import refresh_card
 
@@ -225,7 +232,8 @@ def export(
     out_dir: CollectionDir,
     to: Annotated[ExportFormat, typer.Option("--to", help="Output format.")],
     keys: Annotated[
-        list[str] | None, typer.Argument(help="Keys to export. Default: every key of DIR.")
+        list[str] | None,
+        typer.Argument(help="Keys or recipes to export. Default: every key of DIR."),
     ] = None,
     out: Annotated[
         Path | None,
@@ -248,23 +256,25 @@ def export(
     """
     from alpacacot.errors import AlpacacotError
     from alpacacot.hub.collection import read_manifest, select_keys
-    from alpacacot.hub.export import export_collection
+    from alpacacot.hub.export import export_collection, split_recipes
 
     console = _console()
     dest = out or out_dir.parent / f"{out_dir.name}-{to.value}"
     try:
         manifest = read_manifest(out_dir)
-        selected = select_keys(manifest, keys)
+        recipes = split_recipes(keys)
+        plain = [k for k in keys or [] if k not in recipes]
+        selected = select_keys(manifest, plain) if plain or not recipes else []
         total = sum(
             sum(int(s.get("records", 0)) for s in manifest["sources"][k].get("shards", []))
             for k in selected
         )
-        with _progress(console, "exporting", total=total) as bar:
+        with _progress(console, "exporting", total=total or None) as bar:
             info = export_collection(
                 out_dir,
                 to.value,
                 dest,
-                selected,
+                [*selected, *recipes],
                 progress=lambda key, n: bar.advance(n, f"exporting {key}"),
             )
     except AlpacacotError as err:

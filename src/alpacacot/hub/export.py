@@ -166,6 +166,14 @@ def dataset_info_entry(fmt: str, file_name: str) -> dict[str, Any]:
     }
 
 
+def split_recipes(keys: list[str] | None) -> dict[str, Any]:
+    """The names among `keys` that are recipes (catalog recipes or recipe .yaml files)."""
+    from alpacacot.recipes import find_recipe
+
+    found = {k: find_recipe(k) for k in keys or []}
+    return {k: r for k, r in found.items() if r is not None}
+
+
 def iter_records(
     out_dir: Path, manifest: dict[str, Any], key: str, preference: bool = False
 ) -> Iterator[list[dict]]:
@@ -202,13 +210,16 @@ def export_collection(
         to: one of `llamafactory`, `sharegpt`, `jsonl`, `llamafactory_ranking`, `dpo` (the last
             two take the records with a `rejected` answer; a key with none is left out).
         dest: the folder to write into (created; existing files of the same names are replaced).
-        keys: keys to export, default all.
+        keys: keys to export, default all; a recipe name (see alpacacot.recipes) exports the
+            records it selects as `<recipe>.jsonl`.
         progress: called with (key, records written in the batch).
     """
     if to not in CONVERTERS:
         raise ValueError(f"unknown format {to!r}; choose one of {', '.join(FORMATS)}")
     manifest = read_manifest(out_dir)
-    selected = select_keys(manifest, keys)
+    recipes = split_recipes(keys)
+    plain = [k for k in keys or [] if k not in recipes]
+    selected = select_keys(manifest, plain) if plain or not recipes else []
     convert = CONVERTERS[to]
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -229,6 +240,23 @@ def export_collection(
             continue
         tmp.replace(dest / file_name)
         info[key] = dataset_info_entry(to, file_name)
+    for name, recipe in recipes.items():
+        from alpacacot.loading import load_recipe
+
+        file_name = f"{name}.jsonl"
+        tmp = dest / f".{file_name}.partial"
+        ds = load_recipe(recipe, out_dir).select_columns(COLUMNS)
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for batch in ds.iter(batch_size=2048):
+                rows = [
+                    dict(zip(batch, values, strict=True))
+                    for values in zip(*batch.values(), strict=True)
+                ]
+                fh.writelines(json.dumps(convert(r), ensure_ascii=False) + "\n" for r in rows)
+                if progress:
+                    progress(name, len(rows))
+        tmp.replace(dest / file_name)
+        info[name] = dataset_info_entry(to, file_name)
     info_path = dest / "dataset_info.json"
     existing = {}
     if info_path.is_file():

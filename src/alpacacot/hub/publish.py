@@ -24,11 +24,18 @@ from alpacacot.hub.collection import MANIFEST, declared_file, read_manifest
 # (.gitattributes, hand-written files) is left alone.
 MANAGED = re.compile(
     r"^(?:[a-z0-9][a-z0-9_]*/train-\d+-of-\d+\.parquet|rejects/[a-z0-9][a-z0-9_]*\.jsonl"
-    rf"|{re.escape(STATS_FIGURE)})$"
+    rf"|{re.escape(STATS_FIGURE)}"
+    r"|curation/(?:signals/[a-z0-9][a-z0-9_]*\.parquet|[a-z]+\.(?:parquet|json|png)))$"
 )
 # Besides the shards and rejects the manifest declares (`collection.declared_file`), the files
 # publish uploads; nothing else in the folder is ever read (docs/THREAT_MODEL.md).
-UPLOADED_AS_IS = (MANIFEST, STATS_FIGURE, "README.md")
+CURATION_FILES = (
+    "curation/manifest.json",
+    "curation/clusters.parquet",
+    "curation/contamination.parquet",
+    "curation/overlap.png",
+)
+UPLOADED_AS_IS = (MANIFEST, STATS_FIGURE, "README.md", *CURATION_FILES)
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
 SUMMARY_KEYS = 6  # sources named in the commit summary before "+N more"
 
@@ -132,6 +139,15 @@ def local_files(
         rejects = source.get("rejects")
         if rejects and declared_file(out_dir, rejects, key, fixed=UPLOADED_AS_IS).is_file():
             add(rejects, owner=key)
+    if manifest.get("curation"):
+        # Curation results travel with the collection (their own configs in the card).
+        for rel in CURATION_FILES:
+            if (out_dir / rel).is_file():
+                add(rel)
+        for key in sorted(manifest["curation"].get("sources", {})):
+            rel = f"curation/signals/{key}.parquet"  # checked by `declared_file` in `add`
+            if (out_dir / rel).is_file():
+                add(rel)
     return files
 
 

@@ -1,0 +1,159 @@
+"""Vectorised text hashing for a batch of texts: tokens, token hashes, n-gram hashes.
+
+The curation passes run over millions of records, so the per-record Python work is kept to a
+minimum: Arrow kernels normalise (NFKC, lower case) and split the texts into tokens (one per CJK
+character, else runs of letters, digits and marks), each distinct token of the batch is hashed
+once (blake2b, 64 bits; the same value in every process), and numpy folds token hashes into
+n-gram hashes. Near-duplicate shingles, decontamination grams and the repetition signal all read
+these arrays.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+CJK_RE2 = r"[\x{3040}-\x{30ff}\x{3400}-\x{4dbf}\x{4e00}-\x{9fff}\x{ac00}-\x{d7af}\x{f900}-\x{faff}]"
+_P = np.uint64(0x100000001B3)  # FNV-64 prime: odd, so the fold is a bijection per step
+
+
+@dataclass
+class Tokens:
+    """The tokens of a batch of texts, flat, with per-text offsets."""
+
+    strings: pa.Array  # flat token strings
+    hashes: np.ndarray  # uint64, one per token
+    offsets: np.ndarray  # int64, len(texts) + 1
+    cjk: np.ndarray  # bool per text: at least 30% of its characters are CJK
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def tokens_of(self, i: int) -> list[str]:
+        return self.strings[self.offsets[i] : self.offsets[i + 1]].to_pylist()
+
+
+def tokenize(texts: Sequence[str] | pa.Array, cjk_share: float = 0.3) -> Tokens:
+    """Normalise and split every text (see the module docstring)."""
+    arr = texts if isinstance(texts, pa.Array) else pa.array(list(texts), pa.string())
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = pc.fill_null(arr.cast(pa.string()), "")
+    norm = pc.utf8_lower(pc.utf8_normalize(arr, "NFKC"))
+    spaced = pc.replace_substring_regex(norm, pattern=f"({CJK_RE2})", replacement=r" \1 ")
+    spaced = pc.replace_substring_regex(spaced, pattern=r"[^\p{L}\p{N}\p{M}]+", replacement=" ")
+    lists = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(spaced))
+    flat = lists.flatten()
+    raw_offsets = lists.offsets.to_numpy().astype(np.int64)
+    keep = pc.greater(pc.utf8_length(flat), 0).to_numpy(zero_copy_only=False)
+    if not keep.all():
+        flat = flat.filter(pa.array(keep))
+        kept = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+        offsets = kept[raw_offsets]
+    else:
+        offsets = raw_offsets
+    hashes = _hash_strings(flat)
+    cjk_chars = pc.count_substring_regex(norm, pattern=CJK_RE2).to_numpy(zero_copy_only=False)
+    chars = pc.utf8_length(norm).to_numpy(zero_copy_only=False)
+    cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
+    return Tokens(strings=flat, hashes=hashes, offsets=offsets, cjk=cjk)
+
+
+def _hash_strings(flat: pa.Array) -> np.ndarray:
+    if len(flat) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    encoded = pc.dictionary_encode(flat)
+    values = encoded.dictionary.to_pylist()
+    table = np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
+            for v in values
+        ),
+        dtype=np.uint64,
+        count=len(values),
+    )
+    return table[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def gram_hashes(tok: Tokens, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hashes of every n-gram inside one text: (hashes, text index, start position in the flat
+    token array). Grams never cross two texts."""
+    t = tok.hashes
+    total = len(t)
+    if total < n:
+        return (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+    h = np.zeros(total - n + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for k in range(n):
+            h = h * _P + t[k : total - n + 1 + k]
+    starts = np.arange(total - n + 1, dtype=np.int64)
+    owner = np.repeat(np.arange(len(tok.offsets) - 1, dtype=np.int64), tok.lengths)
+    text = owner[: total - n + 1]
+    valid = starts + n <= tok.offsets[text + 1]
+    return h[valid], text[valid], starts[valid]
+
+
+def whole_hashes(tok: Tokens, rows: np.ndarray) -> np.ndarray:
+    """One hash over all tokens of each text in `rows` (texts shorter than one gram)."""
+    out = np.zeros(len(rows), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j, i in enumerate(rows):
+            h = np.uint64(0)
+            for v in tok.hashes[tok.offsets[i] : tok.offsets[i + 1]]:
+                h = h * _P + v
+            out[j] = h
+    return out
+
+
+def shingle_hashes(tok: Tokens, word_n: int, char_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """MinHash shingles of each text, flat with offsets: word `word_n`-grams, or CJK character
+    `char_n`-grams (characters are tokens); a text shorter than its n is one shingle (the whole
+    text), and an empty text none."""
+    n_texts = len(tok.offsets) - 1
+    parts_h: list[np.ndarray] = []
+    parts_t: list[np.ndarray] = []
+    for n, which in ((word_n, ~tok.cjk), (char_n, tok.cjk)):
+        if not which.any():
+            continue
+        h, text, _ = gram_hashes(tok, n)
+        sel = which[text]
+        parts_h.append(h[sel])
+        parts_t.append(text[sel])
+        if word_n == char_n:
+            parts_h[-1], parts_t[-1] = h, text
+            break
+    lengths = tok.lengths
+    short = np.flatnonzero((lengths > 0) & (lengths < np.where(tok.cjk, char_n, word_n)))
+    if short.size:
+        parts_h.append(whole_hashes(tok, short))
+        parts_t.append(short)
+    h = np.concatenate(parts_h) if parts_h else np.zeros(0, np.uint64)
+    text = np.concatenate(parts_t) if parts_t else np.zeros(0, np.int64)
+    order = np.argsort(text, kind="stable")
+    counts = np.bincount(text, minlength=n_texts)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint64)
+    return h[order], offsets
+
+
+def repetition(tok: Tokens, n: int, min_tokens: int) -> np.ndarray:
+    """Share of repeated n-grams per text (0 for texts under `min_tokens` tokens)."""
+    n_texts = len(tok.offsets) - 1
+    out = np.zeros(n_texts, dtype=np.float64)
+    h, text, _ = gram_hashes(tok, n)
+    if not len(h):
+        return out
+    order = np.lexsort((h, text))
+    sh, st = h[order], text[order]
+    new = np.ones(len(sh), dtype=bool)
+    new[1:] = (sh[1:] != sh[:-1]) | (st[1:] != st[:-1])
+    distinct = np.bincount(st[new], minlength=n_texts)
+    total = np.bincount(text, minlength=n_texts)
+    scored = (tok.lengths >= min_tokens) & (total > 0)
+    out[scored] = np.round(1 - distinct[scored] / total[scored], 4)
+    return out

@@ -1,0 +1,575 @@
+"""`curate`: run the curation passes over a built collection and write `DIR/curation/`.
+
+Layout (every table keyed by record `id` plus `source`; shards are never touched):
+
+    curation/signals/<key>.parquet     quality signals of every record of a source
+    curation/contamination.parquet     one row per (record, benchmark item) hit
+    curation/clusters.parquet          near-duplicate clusters (records in a cluster of 2+ only)
+    curation/manifest.json             parameters, per-source fingerprints, summary
+    curation/cache/<key>.*.parquet     per-source band keys and hits, reused by the next run
+
+The benchmark index is kept in the download cache (`curation/benchmarks-<fingerprint>.pkl`).
+
+Incremental: a source's signals, band keys and hits are redone only when its shards
+(manifest fingerprint) or the parameters of that pass changed, or, for hits, the benchmark files;
+clusters and the overlap matrix are always joined again from the cached band keys (cheap).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from alpacacot.curation.batch import tokenize
+from alpacacot.curation.contamination import (
+    BenchmarkIndex,
+    DecontamParams,
+    build_index,
+    match_texts,
+)
+from alpacacot.curation.executor import map_units
+from alpacacot.curation.neardup import VIEWS, NearDupParams, band_keys, clusters
+from alpacacot.curation.signals import COLUMNS as SIGNAL_COLUMNS
+from alpacacot.curation.signals import SignalParams, batch_signals
+from alpacacot.curation.text import prompt_text, record_text
+from alpacacot.hub.collection import read_manifest, shard_paths, source_keys
+
+CURATION = "curation"
+FORMAT_VERSION = 1
+READ_COLUMNS = ["id", "instruction", "input", "output", "history"]
+PASSES = ("signals", "neardup", "contamination")
+SIGNALS_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("refusal", pa.bool_()),
+        ("refusal_match", pa.string()),
+        ("lang_mismatch", pa.bool_()),
+        ("empty_answer", pa.bool_()),
+        ("repetition", pa.float64()),
+        ("truncated", pa.bool_()),
+        ("prompt_chars", pa.int64()),
+        ("output_chars", pa.int64()),
+    ]
+)
+CONTAMINATION_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("source", pa.string()),
+        ("benchmark", pa.string()),
+        ("item", pa.int64()),
+        ("match", pa.string()),
+        ("share", pa.float64()),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class CurationParams:
+    """Every setting of the three passes."""
+
+    neardup: NearDupParams = field(default_factory=NearDupParams)
+    decontam: DecontamParams = field(default_factory=DecontamParams)
+    signals: SignalParams = field(default_factory=SignalParams)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "neardup": self.neardup.to_dict(),
+            "decontamination": self.decontam.to_dict(),
+            "signals": self.signals.to_dict(),
+        }
+
+    def pass_fingerprints(self, benchmarks: str) -> dict[str, str]:
+        return {
+            "signals": _digest(self.signals.to_dict()),
+            "neardup": _digest(self.neardup.to_dict()),
+            "contamination": _digest([self.decontam.to_dict(), benchmarks]),
+        }
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One shard and the passes to run on it."""
+
+    source: str
+    shard: str
+    passes: tuple[str, ...]
+    params: CurationParams
+    index_path: str | None
+
+
+@dataclass
+class CurationReport:
+    summary: dict[str, Any]
+    redone: dict[str, list[str]]  # source -> passes redone
+    reused: list[str]
+
+
+# ----------------------------------------------------------------------------------- the unit
+_INDEX: dict[str, BenchmarkIndex] = {}
+
+
+def _index(path: str) -> BenchmarkIndex:
+    import pickle
+
+    if path not in _INDEX:
+        with open(path, "rb") as fh:
+            _INDEX.clear()
+            _INDEX[path] = pickle.load(fh)  # noqa: S301 - written by this run, in DIR/curation
+    return _INDEX[path]
+
+
+def run_unit(unit: Unit) -> dict[str, Any]:
+    """Read one shard and compute the requested passes; small arrays come back."""
+    ids: list[str] = []
+    signals: dict[str, list] = {c: [] for c in SIGNAL_COLUMNS}
+    keys: dict[str, list[np.ndarray]] = {v: [] for v in VIEWS}
+    hits: dict[str, list] = {c: [] for c in CONTAMINATION_SCHEMA.names}
+    index = _index(unit.index_path) if "contamination" in unit.passes and unit.index_path else None
+    parquet = pq.ParquetFile(unit.shard)
+    for batch in parquet.iter_batches(batch_size=4096, columns=READ_COLUMNS):
+        records = batch.to_pylist()
+        ids += [r["id"] for r in records]
+        needs_whole = "neardup" in unit.passes or index is not None
+        whole = tokenize([record_text(r) for r in records]) if needs_whole else None
+        if "signals" in unit.passes:
+            for sig in batch_signals(records, unit.params.signals):
+                for k, v in sig.items():
+                    signals[k].append(v)
+        if "neardup" in unit.passes:
+            keys["prompt"].append(band_keys([prompt_text(r) for r in records], unit.params.neardup))
+            keys["record"].append(band_keys(whole, unit.params.neardup))
+        if index is not None:
+            for r, found in zip(records, match_texts(whole, index), strict=True):
+                for h in found:
+                    hits["id"].append(r["id"])
+                    hits["source"].append(unit.source)
+                    hits["benchmark"].append(h.benchmark)
+                    hits["item"].append(h.item)
+                    hits["match"].append(h.match)
+                    hits["share"].append(h.share)
+    bands = unit.params.neardup.bands
+    return {
+        "ids": ids,
+        "signals": signals if "signals" in unit.passes else None,
+        "keys": {
+            v: (np.concatenate(k) if k else np.zeros((0, bands), np.uint64))
+            for v, k in keys.items()
+        }
+        if "neardup" in unit.passes
+        else None,
+        "hits": hits if index is not None else None,
+    }
+
+
+# ------------------------------------------------------------------------------ orchestration
+def curate(
+    out_dir: Path,
+    *,
+    catalog: Any = None,
+    params: CurationParams | None = None,
+    sample_benchmarks: bool | None = None,
+    cache_dir: Path | None = None,
+    offline: bool = False,
+    workers: int = 1,
+    force: bool = False,
+    on_unit: Callable[[str, int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+) -> CurationReport:
+    """Run the curation passes over `out_dir` and write `out_dir/curation/`.
+
+    Args:
+        out_dir: a collection built by `alpacacot-data build`.
+        catalog: the catalog naming the benchmarks; default the build's, else the bundled one.
+        params: settings of the passes (defaults: see each pass's module).
+        sample_benchmarks: match against the benchmarks' bundled excerpts instead of their full
+            pinned files; default: as the collection was built (`--sample` or not).
+        workers: processes for the per-shard work.
+        force: redo every pass of every source.
+        on_unit: progress, called with (source, records) after each shard.
+        total: called once with the number of records to process.
+    """
+    from alpacacot.curation import benchmarks as bm
+
+    out_dir = Path(out_dir)
+    params = params or CurationParams()
+    manifest = read_manifest(out_dir)
+    catalog = catalog or _catalog_of(manifest)
+    sample = manifest.get("sample", False) if sample_benchmarks is None else sample_benchmarks
+    cur_dir = out_dir / CURATION
+    cache = cur_dir / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    (cur_dir / "signals").mkdir(exist_ok=True)
+    previous = _read_json(cur_dir / "manifest.json")
+
+    # Benchmarks: files, index, fingerprint.
+    bench_files = {
+        key: bm.collect(catalog, entry, sample=sample, cache_dir=cache_dir, offline=offline)
+        for key, entry in catalog.benchmarks.items()
+    }
+    bench_fp = bm.fingerprint(bench_files)
+    pass_fp = params.pass_fingerprints(bench_fp)
+    # The index depends on the benchmark files and the matcher's settings only: it is kept in the
+    # download cache, shared by every collection, and rebuilt when one of those changes.
+    from alpacacot.collectors import default_cache_dir
+
+    index_dir = (cache_dir or default_cache_dir()) / "curation"
+    index_path = index_dir / f"benchmarks-{pass_fp['contamination']}.pkl"
+    index = _load_index(index_path)
+    if index is None:
+        index = build_index(
+            (
+                (key, i, text)
+                for key, entry in catalog.benchmarks.items()
+                for i, text in bm.read_items(entry, [p for p, _ in bench_files[key]])
+            ),
+            params.decontam,
+        )
+        for old_index in index_dir.glob("benchmarks-*.pkl"):
+            old_index.unlink(missing_ok=True)
+        index.save(index_path)
+
+    keys = [k for k in source_keys(manifest) if manifest["sources"][k].get("split") != "eval"]
+    old_sources = (previous or {}).get("sources", {})
+    units: list[Unit] = []
+    redone: dict[str, list[str]] = {}
+    reused: list[str] = []
+    state: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        src_fp = manifest["sources"][key].get("fingerprint") or _digest(
+            manifest["sources"][key].get("shards")
+        )
+        old = old_sources.get(key, {})
+        todo = tuple(
+            p
+            for p in PASSES
+            if force
+            or old.get("fingerprint") != src_fp
+            or old.get("passes", {}).get(p) != pass_fp[p]
+            or not _cached(cur_dir, key, p)
+        )
+        state[key] = {"fingerprint": src_fp, "passes": dict(pass_fp)}
+        if not todo:
+            reused.append(key)
+            state[key]["records"] = old.get("records", 0)
+            continue
+        redone[key] = list(todo)
+        for shard in shard_paths(out_dir, manifest, key):
+            units.append(Unit(key, str(shard), todo, params, str(index_path)))
+    if total:
+        total(sum(pq.ParquetFile(u.shard).metadata.num_rows for u in units))
+
+    # Each source is written as soon as its last unit is back, then its results are dropped.
+    last_unit = {u.source: i for i, u in enumerate(units)}
+    pending: dict[str, list[dict[str, Any]]] = {}
+
+    def done(i: int, result: dict[str, Any]) -> None:
+        key = units[i].source
+        pending.setdefault(key, []).append(result)
+        if on_unit:
+            on_unit(key, len(result["ids"]))
+        if last_unit[key] == i:
+            parts = pending.pop(key)
+            _write_source(cur_dir, key, parts, redone[key], params)
+            state[key]["records"] = sum(len(p["ids"]) for p in parts)
+
+    map_units(run_unit, units, workers=workers, on_done=done, keep=False)
+
+    summary = _join(cur_dir, keys, params, index, catalog)
+    record = {
+        "format": "alpacacot-curation",
+        "format_version": FORMAT_VERSION,
+        "curated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "parameters": params.to_dict(),
+        "benchmarks": {
+            key: {
+                "files": [
+                    {"file": str(getattr(p, "name", p)), "sha256": digest}
+                    for p, digest in bench_files[key]
+                ],
+                "items": index.items.get(key, 0),
+                "too_short": index.skipped.get(key, 0),
+                "sample": sample,
+            }
+            for key in catalog.benchmarks
+        },
+        "benchmarks_fingerprint": bench_fp,
+        "sources": state,
+        "files": {
+            "signals": "curation/signals/*.parquet",
+            "contamination": "curation/contamination.parquet",
+            "clusters": "curation/clusters.parquet",
+        },
+        "summary": summary,
+    }
+    _write_json(cur_dir / "manifest.json", record)
+    manifest["curation"] = record
+    _write_json(out_dir / "manifest.json", manifest)
+    from alpacacot.card import write_card
+    from alpacacot.curation.report import OVERLAP_FIGURE, plot_overlap
+
+    plot_overlap(summary, out_dir / OVERLAP_FIGURE)
+    write_card(out_dir, manifest, catalog)
+    return CurationReport(summary=summary, redone=redone, reused=reused)
+
+
+def _load_index(path: Path) -> BenchmarkIndex | None:
+    import pickle
+
+    try:
+        with open(path, "rb") as fh:
+            index = pickle.load(fh)  # noqa: S301 - written by curate in DIR/curation/cache
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError):
+        return None
+    return index if isinstance(index, BenchmarkIndex) else None
+
+
+def _catalog_of(manifest: dict[str, Any]) -> Any:
+    from alpacacot.card import _catalog_of as build_catalog
+    from alpacacot.catalog import load_catalog
+
+    found = build_catalog(manifest)
+    return found if found is not None and found.benchmarks else load_catalog()
+
+
+def _cached(cur_dir: Path, key: str, name: str) -> bool:
+    return _pass_file(cur_dir, key, name).is_file()
+
+
+def _pass_file(cur_dir: Path, key: str, name: str) -> Path:
+    if name == "signals":
+        return cur_dir / "signals" / f"{key}.parquet"
+    return cur_dir / "cache" / f"{key}.{name}.parquet"
+
+
+def _write_source(
+    cur_dir: Path, key: str, parts: list[dict[str, Any]], passes: list[str], params: CurationParams
+) -> None:
+    ids = [i for p in parts for i in p["ids"]]
+    if "signals" in passes:
+        cols: dict[str, Any] = {"id": ids, "source": [key] * len(ids)}
+        for c in SIGNAL_COLUMNS:
+            cols[c] = [v for p in parts for v in p["signals"][c]]
+        _write_table(pa.table(cols, schema=SIGNALS_SCHEMA), _pass_file(cur_dir, key, "signals"))
+    if "neardup" in passes:
+        bands = params.neardup.bands
+        cols = {"id": ids}
+        for view in VIEWS:
+            flat = np.concatenate([p["keys"][view] for p in parts]).reshape(-1)
+            cols[f"{view}_bands"] = pa.FixedSizeListArray.from_arrays(pa.array(flat), bands)
+        _write_table(pa.table(cols), _pass_file(cur_dir, key, "neardup"))
+    if "contamination" in passes:
+        hits = {c: [v for p in parts for v in p["hits"][c]] for c in CONTAMINATION_SCHEMA.names}
+        _write_table(
+            pa.table(hits, schema=CONTAMINATION_SCHEMA), _pass_file(cur_dir, key, "contamination")
+        )
+
+
+def _write_table(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd")
+    tmp.replace(path)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text("utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------------------------- the join
+def _join(
+    cur_dir: Path, keys: list[str], params: CurationParams, index: BenchmarkIndex, catalog: Any
+) -> dict[str, Any]:
+    """Clusters, overlap matrix, contamination table and signal counts over every source."""
+    # Band keys of every source go straight into one preallocated array per view (no second copy).
+    bands = params.neardup.bands
+    paths = [_pass_file(cur_dir, key, "neardup") for key in keys]
+    counts = [pq.ParquetFile(p).metadata.num_rows for p in paths]
+    total = sum(counts)
+    ids: list[pa.Array] = []
+    src = np.repeat(np.arange(len(keys), dtype=np.int32), counts)
+    views = {v: np.zeros((total, bands), dtype=np.uint64) for v in VIEWS}
+    at = 0
+    for path, n in zip(paths, counts, strict=True):
+        t = pq.read_table(path)
+        ids.append(t.column("id").combine_chunks())
+        for v in VIEWS:
+            flat = t.column(f"{v}_bands").combine_chunks().values.to_numpy(zero_copy_only=False)
+            views[v][at : at + n] = flat.reshape(n, bands)
+        at += n
+        del t
+    # Ids stay in Arrow (no Python string per record).
+    all_ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
+    labels = {}
+    for v in VIEWS:
+        labels[v] = clusters(views[v])
+        views[v] = None  # type: ignore[assignment]  # free each view once clustered
+    sizes = {v: np.bincount(labels[v], minlength=len(all_ids)) for v in VIEWS}
+    in_cluster = np.zeros(len(all_ids), dtype=bool)
+    for v in VIEWS:
+        in_cluster |= sizes[v][labels[v]] > 1
+    rows = np.flatnonzero(in_cluster)
+    names = pa.array(keys, pa.string())
+    table = pa.table(
+        {
+            "id": all_ids.take(pa.array(rows)),
+            "source": names.take(pa.array(src[rows])),
+            **{f"{v}_cluster": all_ids.take(pa.array(labels[v][rows])) for v in VIEWS},
+            **{f"{v}_cluster_size": pa.array(sizes[v][labels[v][rows]], pa.int64()) for v in VIEWS},
+        }
+    )
+    _write_table(table, cur_dir / "clusters.parquet")
+
+    contamination = [pq.read_table(_pass_file(cur_dir, k, "contamination")) for k in keys] or [
+        CONTAMINATION_SCHEMA.empty_table()
+    ]
+    hits = pa.concat_tables(contamination)
+    _write_table(hits, cur_dir / "contamination.parquet")
+
+    return {
+        "records": int(len(all_ids)),
+        "near_duplicates": {
+            v: {
+                "records_in_clusters": int((sizes[v][labels[v]] > 1).sum()),
+                "clusters": int((sizes[v] > 1).sum()),
+                "overlap": _overlap(labels[v], src, keys),
+                "largest": _largest(labels[v], sizes[v], src, keys, all_ids, cur_dir),
+            }
+            for v in VIEWS
+        },
+        "contamination": _contamination_summary(hits, keys, catalog),
+        "signals": _signal_summary(cur_dir, keys),
+    }
+
+
+def _overlap(labels: np.ndarray, src: np.ndarray, keys: list[str]) -> dict[str, dict[str, int]]:
+    """matrix[a][b]: records of source a with a near-duplicate in source b (a == b: within a).
+
+    Per chunk of clusters, a (clusters x sources) count matrix C; the matrix is C^T (C > 0),
+    with the diagonal counting only clusters that hold 2+ records of the source. Memory is
+    bounded by the chunk, whatever the number of sources per cluster.
+    """
+    out: dict[str, dict[str, int]] = {k: {} for k in keys}
+    if not len(labels):
+        return out
+    sizes = np.bincount(labels, minlength=len(labels))
+    member = np.flatnonzero(sizes[labels] > 1)
+    if not member.size:
+        return out
+    cluster, inverse = np.unique(labels[member], return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    inv, srcs = inverse[order], src[member][order]
+    n_src = len(keys)
+    matrix = np.zeros((n_src, n_src), dtype=np.int64)
+    bounds = np.searchsorted(inv, np.arange(0, len(cluster) + 1, 20_000))
+    bounds = np.append(bounds, len(inv)) if bounds[-1] != len(inv) else bounds
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if lo == hi:
+            continue
+        rows = inv[lo:hi] - inv[lo]
+        counts = np.zeros((int(rows[-1]) + 1, n_src), dtype=np.int64)
+        np.add.at(counts, (rows, srcs[lo:hi]), 1)
+        matrix += counts.T @ (counts > 0)
+        np.fill_diagonal(matrix, matrix.diagonal() - (counts * (counts == 1)).sum(axis=0))
+    for a in range(n_src):
+        for b in range(n_src):
+            if matrix[a, b]:
+                out[keys[a]][keys[b]] = int(matrix[a, b])
+    return out
+
+
+def _largest(
+    labels: np.ndarray,
+    sizes: np.ndarray,
+    src: np.ndarray,
+    keys: list[str],
+    ids: pa.Array,
+    cur_dir: Path,
+    top: int = 10,
+) -> list[dict[str, Any]]:
+    if not len(labels):
+        return []
+    roots = np.argsort(-sizes, kind="stable")[:top]
+    out = []
+    for root in roots:
+        if sizes[root] < 2:
+            break
+        members = np.flatnonzero(labels == root)
+        counts = np.bincount(src[members], minlength=len(keys))
+        out.append(
+            {
+                "cluster": ids[int(root)].as_py(),
+                "size": int(sizes[root]),
+                "sources": {keys[i]: int(n) for i, n in enumerate(counts) if n},
+            }
+        )
+    return out
+
+
+def _contamination_summary(hits: pa.Table, keys: list[str], catalog: Any) -> dict[str, Any]:
+    per: dict[str, dict[str, int]] = {}
+    examples: list[dict[str, Any]] = []
+    if hits.num_rows:
+        df = hits.to_pandas()
+        for (source, bench), group in df.groupby(["source", "benchmark"]):
+            per.setdefault(source, {})[bench] = int(group["id"].nunique())
+            first = group.iloc[0]
+            examples.append(
+                {
+                    "source": source,
+                    "benchmark": bench,
+                    "item": int(first["item"]),
+                    "id": first["id"],
+                    "match": first["match"][:200],
+                }
+            )
+    return {"records_hit": per, "examples": examples}
+
+
+def _signal_summary(cur_dir: Path, keys: list[str]) -> dict[str, Any]:
+    import pyarrow.compute as pc
+
+    out: dict[str, Any] = {}
+    for key in keys:
+        t = pq.read_table(_pass_file(cur_dir, key, "signals"))
+        out[key] = {
+            "records": t.num_rows,
+            **{
+                c: int(pc.sum(t.column(c)).as_py() or 0)
+                for c in ("refusal", "lang_mismatch", "empty_answer", "truncated")
+            },
+            "repetition_over_0.5": int(
+                pc.sum(pc.greater(t.column("repetition"), 0.5)).as_py() or 0
+            ),
+            "output_chars_p50": _pct(t.column("output_chars"), 50),
+            "output_chars_p99": _pct(t.column("output_chars"), 99),
+        }
+    return out
+
+
+def _pct(column: pa.ChunkedArray, q: float) -> int:
+    arr = column.to_numpy()
+    return int(np.percentile(arr, q)) if arr.size else 0

@@ -1,0 +1,126 @@
+"""`curate` on `build --sample` output: files, manifest, card, incremental reruns, recipes, mix."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from alpacacot.cli import app
+
+from .helpers import KEYS, WIDE
+
+
+def _cli(*args: str) -> str:
+    result = CliRunner().invoke(app, [str(a) for a in args], env=WIDE, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def _manifest(out: Path) -> dict:
+    return json.loads((out / "manifest.json").read_text("utf-8"))
+
+
+def test_curate_writes_files_keyed_by_id_and_leaves_shards_alone(curated: Path) -> None:
+    manifest = _manifest(curated)
+    for key in KEYS:
+        shard = manifest["sources"][key]["shards"][0]
+        data = (curated / shard["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == shard["sha256"]
+        signals = pq.read_table(curated / "curation" / "signals" / f"{key}.parquet")
+        ids = pq.read_table(curated / shard["path"], columns=["id"]).column("id")
+        assert signals.column("id").to_pylist() == ids.to_pylist()
+    hits = pq.read_table(curated / "curation" / "contamination.parquet")
+    assert {"id", "source", "benchmark", "item", "match"} <= set(hits.column_names)
+    cur = manifest["curation"]
+    assert cur["parameters"]["neardup"]["bands"] == 14 and cur["parameters"]["neardup"]["rows"] == 8
+    assert cur["parameters"]["decontamination"]["n"] == 13
+    assert set(cur["benchmarks"]) >= {"gsm8k_test", "cmmlu", "humaneval"}
+
+
+def test_gpt4all_excerpt_is_found_inside_codealpaca(curated: Path) -> None:
+    # The gpt4all sample is made of 60 CodeAlpaca records: every one is a cross-source duplicate.
+    overlap = _manifest(curated)["curation"]["summary"]["near_duplicates"]["prompt"]["overlap"]
+    assert overlap["gpt4all"]["codealpaca"] == 60
+    clusters = pq.read_table(curated / "curation" / "clusters.parquet").to_pandas()
+    pairs = clusters[clusters.source.isin(["gpt4all", "codealpaca"])]
+    assert (pairs.groupby("prompt_cluster").source.nunique() == 2).sum() == 60
+
+
+def test_card_declares_curation_configs_and_sections(curated: Path, hf_datasets_tmp) -> None:
+    import datasets
+
+    card = (curated / "README.md").read_text("utf-8")
+    for section in (
+        "## Curation",
+        "### Near-duplicates across sources",
+        "### Contamination",
+        "### Quality signals",
+        "curation/overlap.png",
+    ):
+        assert section in card
+    assert (curated / "curation" / "overlap.png").is_file()
+    signals = datasets.load_dataset(str(curated), "curation_signals", split="train")
+    total = sum(s["shards"][0]["records"] for s in _manifest(curated)["sources"].values())
+    assert signals.num_rows == total
+
+
+def test_rerun_redoes_only_the_changed_source(curated: Path) -> None:
+    again = json.loads(_cli("curate", curated, "--json"))
+    assert again["redone"] == {} and sorted(again["reused"]) == sorted(KEYS)
+    manifest = _manifest(curated)
+    manifest["sources"]["cot"]["fingerprint"] = "rebuilt"  # what a rebuild of `cot` changes
+    (curated / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    changed = json.loads(_cli("curate", curated, "--json"))
+    assert list(changed["redone"]) == ["cot"]
+    assert "cot" not in changed["reused"] and len(changed["reused"]) == len(KEYS) - 1
+
+
+def test_recipe_loads_mixes_and_exports_the_same_records(curated: Path, tmp_path: Path) -> None:
+    import alpacacot
+
+    out = _cli("mix", "alpaca-gpt4-curated", "--collection", curated, "--out", tmp_path / "mix")
+    assert "alpaca_gpt4_en: kept" in out
+    mix = json.loads((tmp_path / "mix" / "manifest.json").read_text("utf-8"))
+    table = pq.read_table(tmp_path / "mix" / mix["files"][0])
+    assert table.column("id").to_pylist() == mix["ids"]
+    gpt4 = mix["sources"]["alpaca_gpt4_en"]
+    assert gpt4["removed"]["refusal"] >= 1  # real "As an AI language model" answers
+    assert mix["sources"]["alpaca"]["removed"]["near_duplicate"] >= 1  # the shared prompt
+    loaded = alpacacot.load("alpaca-gpt4-curated", collection=curated)
+    assert loaded["id"] == mix["ids"]
+    # The plain mix of the same keys is unchanged by all this.
+    plain = alpacacot.load("alpaca_gpt4_en-alpaca_cleaned-alpaca", collection=curated)
+    assert len(plain) > len(loaded)
+    _cli("export", curated, "--to", "jsonl", "alpaca-gpt4-curated", "--out", tmp_path / "exp")
+    lines = (tmp_path / "exp" / "alpaca-gpt4-curated.jsonl").read_text("utf-8").splitlines()
+    assert len(lines) == len(mix["ids"])
+
+
+def test_the_trainer_reads_a_recipe_by_name(curated: Path) -> None:
+    from alpacacot.training.config import TrainConfig
+    from alpacacot.training.data import load_records
+
+    records = load_records(TrainConfig(data=["alpaca-gpt4-curated"], collection=str(curated)))
+    import alpacacot
+
+    expected = alpacacot.load("alpaca-gpt4-curated", collection=curated)["id"]
+    assert [r["id"] for r in records.records] == expected
+
+
+def test_publish_uploads_the_curation_files(curated: Path) -> None:
+    from alpacacot.hub.publish import MANAGED, local_files
+
+    files = local_files(curated, _manifest(curated), "org/name")
+    for rel in (
+        "curation/manifest.json",
+        "curation/clusters.parquet",
+        "curation/contamination.parquet",
+        "curation/signals/alpaca.parquet",
+    ):
+        assert rel in files
+        assert MANAGED.match(rel) or rel == "curation/manifest.json"
+    assert not any(rel.startswith("curation/cache/") for rel in files)
