@@ -57,9 +57,23 @@ def curate(
             dir_okay=False,
         ),
     ] = None,
-    workers: Annotated[
-        int, typer.Option("--workers", "-j", help="Processes (shards in parallel).")
-    ] = 1,
+    workers: Annotated[int, typer.Option("--workers", "-j", help="Shards processed at once.")] = 1,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="Where the per-shard work runs: local (processes on this machine) or ray "
+            "(needs the \\[ray] extra).",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="With --executor ray: auto or HOST:PORT of a running cluster; default a Ray "
+            "started for the run.",
+        ),
+    ] = None,
     cache_dir: Annotated[
         Path | None, typer.Option(help="Download cache of benchmark files.")
     ] = None,
@@ -120,6 +134,8 @@ def curate(
                 cache_dir=cache_dir,
                 offline=offline,
                 workers=workers,
+                executor=executor,
+                ray_address=ray_address,
                 force=force,
                 on_unit=lambda key, n: progress.update(
                     task, advance=n, description=f"curating {key}"

@@ -1,18 +1,27 @@
-"""One function that maps a picklable function over work units, results in unit order.
+"""The curation passes' one door to the shared executors (`alpacacot.executors`).
 
-A small local stand-in for `alpacacot.executors` (branch `scaleout`): in-process for one worker,
-a process pool otherwise. The curation passes only call `map_units`, so moving them onto the
-shared executors (local processes, Ray) is a change to this file alone.
+Curation maps a plain function over per-shard units; this module runs it on the executor the user
+chose (in-process, local worker processes, or Ray), results in unit order, the same way the build
+runs its units. A unit whose worker is lost is rerun by the executor; one lost every time fails the
+run with `WorkerLost`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import Any, TypeVar
+
+from alpacacot.errors import WorkerLost
+from alpacacot.executors import close_executor, get_executor
 
 U = TypeVar("U")
 R = TypeVar("R")
+
+
+def _plain(fn: Callable[[Any], Any], unit: Any, _report: Callable[[int], None]) -> Any:
+    """Adapt `fn(unit)` to the executors' `fn(unit, report)` (module level, so it pickles)."""
+    return fn(unit)
 
 
 def map_units(
@@ -22,21 +31,24 @@ def map_units(
     workers: int = 1,
     on_done: Callable[[int, R], None] | None = None,
     keep: bool = True,
+    executor: str = "local",
+    address: str | None = None,
 ) -> list[R]:
-    """`[fn(u) for u in units]`, on `workers` processes; `on_done(i, result)` in unit order as
-    each finishes. With `keep=False` the results are only handed to `on_done` (the list holds
-    None), so a caller that writes them as they come holds one unit's result at a time."""
+    """`[fn(u) for u in units]` on `executor` with `workers` units at once; `on_done(i, result)`
+    in unit order as each comes back. With `keep=False` the results are only handed to `on_done`
+    (the list holds None), so a caller that writes them as they come holds one unit's result at a
+    time."""
     results: list[Any] = [None] * len(units)
-    if workers <= 1 or len(units) <= 1:
-        for i, unit in enumerate(units):
-            result = fn(unit)
-            if on_done:
-                on_done(i, result)
-            results[i] = result if keep else None
+    if not units:
         return results
-    with ProcessPoolExecutor(max_workers=min(workers, len(units))) as pool:
-        for i, result in enumerate(pool.map(fn, units)):
+    runner = get_executor(executor, workers if len(units) > 1 else 1, address)
+    try:
+        for i, result in enumerate(runner.map(partial(_plain, fn), units)):
+            if isinstance(result, WorkerLost):
+                raise result
             if on_done:
                 on_done(i, result)
             results[i] = result if keep else None
+    finally:
+        close_executor(runner)
     return results

@@ -186,6 +186,8 @@ def curate(
     cache_dir: Path | None = None,
     offline: bool = False,
     workers: int = 1,
+    executor: str = "local",
+    ray_address: str | None = None,
     force: bool = False,
     on_unit: Callable[[str, int], None] | None = None,
     total: Callable[[int], None] | None = None,
@@ -198,7 +200,9 @@ def curate(
         params: settings of the passes (defaults: see each pass's module).
         sample_benchmarks: match against the benchmarks' bundled excerpts instead of their full
             pinned files; default: as the collection was built (`--sample` or not).
-        workers: processes for the per-shard work.
+        workers: shards processed at once.
+        executor: where the per-shard work runs: "local" (this process, or worker processes) or
+            "ray" (`ray_address`: "auto", "HOST:PORT", or None for a Ray started for the run).
         force: redo every pass of every source.
         on_unit: progress, called with (source, records) after each shard.
         total: called once with the number of records to process.
@@ -287,7 +291,15 @@ def curate(
             _write_source(cur_dir, key, parts, redone[key], params)
             state[key]["records"] = sum(len(p["ids"]) for p in parts)
 
-    map_units(run_unit, units, workers=workers, on_done=done, keep=False)
+    map_units(
+        run_unit,
+        units,
+        workers=workers,
+        on_done=done,
+        keep=False,
+        executor=executor,
+        address=ray_address,
+    )
 
     summary = _join(cur_dir, keys, params, index, catalog)
     record = {
