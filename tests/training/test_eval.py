@@ -232,3 +232,23 @@ def test_aqua_mmcu_and_gaokao_readers_on_real_items():
     assert [i.answer for i in gaokao] == ["D", "A", "A", "C", "B", "B"]
     assert set(gaokao[1].options) == set("ABCD") and gaokao[1].options["C"] == "1"
     assert gaokao[1].question.startswith("2. (5 分) 已知复数") and "\nA." not in gaokao[1].question
+
+
+def test_a_task_named_alone_reads_the_catalogs_benchmark_files(tmp_path):
+    from alpacacot.catalog import load_catalog
+    from alpacacot.training.benchmarks import parse_task
+    from alpacacot.training.config import TrainingError
+
+    # KEY=sample: the excerpt the catalog's `benchmarks:` bundles (40 GSM8K test problems)
+    key, files = parse_task("gsm8k_test=sample")
+    excerpt = load_catalog().benchmarks["gsm8k_test"].sample_files()
+    assert key == "gsm8k_test" and len(files) == len(excerpt) == 1
+    items = load_task(key, files)
+    assert len(items) == 40 and all(i.answer.lstrip("-").isdigit() for i in items)
+    key, files = parse_task("cmmlu=sample")
+    assert {i.answer for i in load_task(key, files)} <= set("ABCD")
+    # KEY alone: the pinned full files, from the cache (none here, and no network)
+    with pytest.raises(TrainingError, match="gsm8k_test.*not in the cache"):
+        parse_task("gsm8k_test", offline=True, cache_dir=tmp_path)
+    with pytest.raises(TrainingError, match="no benchmark 'ceval'"):
+        parse_task("ceval")

@@ -154,28 +154,45 @@ READERS: dict[str, tuple[str, Callable[[Path], list[Item]]]] = {
 }
 
 
-def parse_task(spec: str) -> tuple[str, Path]:
-    """`KEY=PATH` -> (key, path), checked."""
+def parse_task(
+    spec: str, *, offline: bool = False, cache_dir: Path | None = None
+) -> tuple[str, list[Path]]:
+    """`KEY=PATH` -> (key, [path]); `KEY` alone -> the full files the catalog's `benchmarks:` pins
+    for KEY (downloaded into the cache, checked against their sha256); `KEY=sample` -> its bundled
+    real excerpt."""
     key, sep, path = spec.partition("=")
-    if not sep:
-        raise TrainingError(
-            f"--task {spec}: give KEY=PATH (e.g. gsm8k_test=test.jsonl); keys: {', '.join(READERS)}"
-        )
     if key not in READERS:
         raise TrainingError(
             f"--task {spec}: unknown benchmark {key!r}; known: {', '.join(READERS)}"
         )
-    if not Path(path).exists():
-        raise TrainingError(f"--task {spec}: {path} does not exist")
-    return key, Path(path)
+    if sep and path != "sample":
+        if not Path(path).exists():
+            raise TrainingError(f"--task {spec}: {path} does not exist")
+        return key, [Path(path)]
+    from alpacacot.catalog import load_catalog
+    from alpacacot.curation.benchmarks import collect
+    from alpacacot.errors import AlpacacotError
+
+    catalog = load_catalog()
+    entry = catalog.benchmarks.get(key)
+    if entry is None:
+        raise TrainingError(
+            f"--task {spec}: the catalog has no benchmark {key!r} "
+            f"(it has: {', '.join(sorted(catalog.benchmarks)) or 'none'}); give KEY=PATH"
+        )
+    try:
+        files = collect(catalog, entry, sample=bool(sep), cache_dir=cache_dir, offline=offline)
+    except AlpacacotError as exc:
+        raise TrainingError(f"--task {spec}: {exc}") from None
+    return key, [p for p, _ in files]
 
 
-def load_task(key: str, path: Path, max_items: int = 0) -> list[Item]:
-    """Every item of the file, or of each file of the folder (sorted by name), in order."""
+def load_task(key: str, path: Path | list[Path], max_items: int = 0) -> list[Item]:
+    """Every item of the file(s), or of each file of a folder (sorted by name), in order."""
     suffix, reader = READERS[key]
-    files = (
-        sorted(p for p in path.iterdir() if p.name.endswith(suffix)) if path.is_dir() else [path]
-    )
+    files: list[Path] = []
+    for p in path if isinstance(path, list) else [path]:
+        files += sorted(f for f in p.iterdir() if f.name.endswith(suffix)) if p.is_dir() else [p]
     items = [item for f in files for item in reader(f)]
     if not items:
         raise TrainingError(f"--task {key}={path}: no items found")

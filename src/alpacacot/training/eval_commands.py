@@ -106,7 +106,10 @@ def run_eval(
     from alpacacot.training.infer import _manifest, load_for_inference
 
     if not tasks:
-        raise TrainingError("--task is required: KEY=PATH, e.g. --task gsm8k_test=test.jsonl")
+        raise TrainingError(
+            "--task is required: KEY (the catalog's pinned files), KEY=sample or KEY=PATH, "
+            "e.g. --task gsm8k_test"
+        )
     task_items = {}
     for spec in tasks:
         key, path = parse_task(spec)
@@ -188,8 +191,10 @@ TasksOpt = Annotated[
     list[str] | None,
     typer.Option(
         "--task",
-        help="KEY=PATH: gsm8k_test, aqua_test, cmmlu, ceval, mmcu, gaokao_bench, belle_eval; "
-        "PATH a file or a folder of files as their repositories publish them.",
+        help="KEY, KEY=sample or KEY=PATH: gsm8k_test, aqua_test, cmmlu, ceval, mmcu, "
+        "gaokao_bench, belle_eval. KEY alone reads the files the catalog's benchmarks: pins "
+        "(downloaded into the cache); sample its bundled excerpt; PATH a file or a folder of "
+        "files as their repositories publish them.",
     ),
 ]
 OutOpt = Annotated[Path, typer.Option("--out", help="Folder for results.json and scores.png.")]
