@@ -21,7 +21,7 @@ from alpacacot.pipeline import BuildOptions
 SAMPLES = PACKAGE_CATALOG.parent / "samples"
 # Small enough that every file above is cut into several units: JSON Lines and TSV files into
 # byte ranges, JSON arrays into row ranges handed on by the reader.
-UNIT_BYTES = 5_000
+UNIT_BYTES = 3_000
 UNIT_ROWS = 30
 COT = ["aqua", "creak", "ecqa", "gsm8k", "qasc", "sensemaking", "strategyqa"]
 EN = {"lang": "EN", "task": "MT", "gen": "SI"}
