@@ -1,6 +1,6 @@
 # The two commands of the README. Both set up a virtual environment in .venv first.
 #   make sample   install the data pipeline and build the bundled samples into out/
-#   make test     install everything (torch CPU first, then [train,dev,ray]) and run the tests
+#   make test     install everything (torch CPU first, then [train,dev,ray,curate]) and run the tests
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
