@@ -55,6 +55,7 @@ def run(real: Path, target: int, workers: int, cache: Path | None) -> dict:
             "--out",
             str(out),
             "--force",
+            "--allow-outside-catalog",  # the bench catalog names real-data files by absolute path
             "--workers",
             str(workers),
         ],
