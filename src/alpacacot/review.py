@@ -32,11 +32,23 @@ def _git(root: Path, *args: str) -> str:
     return done.stdout
 
 
+def resolve_ref(root: Path, ref: str) -> str:
+    """The commit `ref` names. A ref comes from a pull request's workflow: one that git would read
+    as an option (`--output=FILE` makes `git diff` write a file) is refused before git sees it."""
+    if not ref or ref.startswith("-"):
+        raise CatalogError(f"{ref!r} is not a git ref (a branch, tag or commit, e.g. origin/main)")
+    try:
+        return _git(root, "rev-parse", "--verify", "--end-of-options", f"{ref}^{{commit}}").strip()
+    except CatalogError:
+        raise CatalogError(f"{ref!r} names no commit of {root}; fetch it first") from None
+
+
 def changed_keys(catalog: Catalog, ref: str) -> list[str]:
     """Keys whose entry differs from `ref`'s catalog (new ones included) or whose sample files
     changed since `ref`, in catalog order. Needs the catalog inside a git work tree."""
     root = Path(_git(catalog.root, "rev-parse", "--show-toplevel").strip())
     rel = catalog.path.relative_to(root).as_posix()
+    ref = resolve_ref(root, ref)
     try:
         old_text = _git(root, "show", f"{ref}:{rel}")
     except CatalogError:

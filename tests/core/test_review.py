@@ -73,3 +73,12 @@ def test_report_of_a_sample_build(tmp_path):
     assert "| `first` | 2 | 2 | 0 | en 100% | cc-by-4.0 |" in table
     result = run_cli("report", out, "second", ok=False)
     assert "'second' is not in" in result.output
+
+
+def test_a_ref_that_git_would_read_as_an_option_is_refused(tmp_path):
+    catalog, _ = repo_with_two_entries(tmp_path)
+    target = tmp_path / "written-by-git"
+    result = run_cli("changed", "--catalog", catalog, "--", f"--output={target}", ok=False)
+    assert "is not a git ref" in result.output and not target.exists()
+    result = run_cli("changed", "no-such-branch", "--catalog", catalog, ok=False)
+    assert "names no commit" in result.output
