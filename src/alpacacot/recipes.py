@@ -129,10 +129,13 @@ def read_recipe_file(path: Path, catalog: Any = None) -> Recipe:
     import yaml
 
     from alpacacot.catalog import _check_recipe, load_catalog, load_json_schema
+    from alpacacot.errors import CatalogError
+    from alpacacot.guards import load_yaml, read_catalog_bytes
 
     try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        # the catalog's limits: a regular file, size cap, bounded aliases, no duplicate keys
+        raw = load_yaml(read_catalog_bytes(path))
+    except (CatalogError, yaml.YAMLError) as exc:
         raise RecipeError(f"{path}: cannot read the recipe ({exc})") from exc
     schema = load_json_schema("catalog")
     validator = jsonschema.Draft202012Validator({**schema, **schema["$defs"]["recipe"]})

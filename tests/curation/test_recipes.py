@@ -130,3 +130,19 @@ def test_near_duplicates_within_one_source_stay_unless_asked() -> None:
     raw["dedup"]["near_scope"] = "all"
     everything = parse_recipe("r", raw)
     assert select(everything, ids, clusters=clusters).rows["gpteacher"].tolist() == [0]
+
+
+def test_a_recipe_file_is_read_under_the_catalogs_limits(tmp_path: Path) -> None:
+    from alpacacot.recipes import RecipeError
+
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("sources: [alpaca]\nsources: [cot]\n", "utf-8")
+    with pytest.raises(RecipeError, match="appears twice"):
+        find_recipe(str(twice))
+    bomb = tmp_path / "bomb.yaml"
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    bomb.write_text("\n".join(lines) + "\nsources: [alpaca]\n", "utf-8")
+    with pytest.raises(RecipeError, match="aliases"):
+        find_recipe(str(bomb))
+    assert find_recipe(str(tmp_path / "missing.yaml")) is None  # not a file: not a recipe
