@@ -53,6 +53,22 @@ def pair_turns(
 BAIZE_MARKERS = {"[|Human|]": "user", "[|AI|]": "assistant"}
 
 
+def transcript_draft(
+    row: dict[str, Any], col: str, preamble: str, turns: list[tuple[str, str]]
+) -> Draft:
+    """The draft of a transcript whose opening text (before the first turn) is a system prompt:
+    turns paired into history + last turn, a trailing user turn kept in `meta`, other columns in
+    `meta`."""
+    pairs, unanswered = pair_turns(turns, col)
+    meta = meta_of(row, frozenset({col}))
+    if unanswered:
+        meta["unanswered_last_user_message"] = unanswered
+    draft = from_turns(pairs, col, meta)
+    if preamble:
+        draft["system"] = preamble
+    return draft
+
+
 @register("baize")
 def baize_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
     """Baize self-chat: `{"topic", "input"}`, where `input` is "The conversation between human and
@@ -62,14 +78,7 @@ def baize_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
 
     def normalize(row: dict[str, Any]) -> Draft:
         preamble, turns = split_transcript(text_field(row, col, required=True), BAIZE_MARKERS)
-        pairs, unanswered = pair_turns(turns, col)
-        meta = meta_of(row, frozenset({col}))
-        if unanswered:
-            meta["unanswered_last_user_message"] = unanswered
-        draft = from_turns(pairs, col, meta)
-        if preamble:
-            draft["system"] = preamble
-        return draft
+        return transcript_draft(row, col, preamble, turns)
 
     return normalize
 
@@ -169,13 +178,6 @@ def moss_002_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
     def normalize(row: dict[str, Any]) -> Draft:
         preamble, turns = split_transcript(text_field(row, col, required=True), MOSS_002_MARKERS)
         turns = [(role, _MOSS_002_END.sub("", body)) for role, body in turns]
-        pairs, unanswered = pair_turns(turns, col)
-        meta = meta_of(row, frozenset({col}))
-        if unanswered:
-            meta["unanswered_last_user_message"] = unanswered
-        draft = from_turns(pairs, col, meta)
-        if preamble:
-            draft["system"] = preamble
-        return draft
+        return transcript_draft(row, col, preamble, turns)
 
     return normalize
