@@ -62,8 +62,8 @@ def main() -> None:
     picked = sorted(set(range(120)) | set(quirky))
     picked.append(0)  # an exact duplicate of the first record, as upstream files have
     json_array([alpaca[i] for i in picked], OUT / "alpaca/alpaca_data.json", 4, True)
-    # AlpacaDataCleaned: the same shape; a later stretch of the same records.
-    json_array(alpaca[1000:1100], OUT / "alpaca_cleaned/alpaca_data_cleaned.json", 4, True)
+    # AlpacaDataCleaned (alpaca_cleaned) is a real excerpt cut from a public copy of the cleaned
+    # file, not from this folder: see samples/README.md.
 
     for tsv in sorted((real / "cot-flan").glob("*.tsv")):
         head_lines(tsv, OUT / "cot" / tsv.name, 25)

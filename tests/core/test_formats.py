@@ -179,6 +179,22 @@ def test_dolly_context_is_the_input_and_category_stays_in_meta():
     assert records[1]["input"] == "" and records[1]["output"] == "Tope"
 
 
+# --- alpaca_cleaned ----------------------------------------------------------------------------
+
+
+def test_alpaca_cleaned_sample_is_the_cleaned_file_not_the_original(sample_build):
+    # The real excerpt: the cleaned rewrites of Alpaca's first records (GPT-4-LLM answers since
+    # April 2023, instructions fixed by hand), in Alpaca's layout.
+    records = drafts("alpaca_cleaned")
+    assert len(records) == 40
+    assert records[0]["instruction"] == "Give three tips for staying healthy."
+    assert records[0]["output"].startswith("1. Eat a balanced and nutritious diet:")
+    assert records[4]["instruction"].startswith("Pretend you are a project manager")
+    assert not any("<noinput>" in r["input"] or "<nooutput>" in r["output"] for r in records)
+    written = shard_rows(sample_build, "alpaca_cleaned")
+    assert len(written) == 40 and {r["lang"] for r in written} == {"en"}
+
+
 def test_auto_cot_demonstrations_end_with_the_answer_their_chain_reaches():
     records = drafts("auto_cot")
     assert len(records) == 16  # 8 automatic and 8 hand-written chains
