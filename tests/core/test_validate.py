@@ -15,7 +15,6 @@ from .conftest import run_cli
 from .helpers import entry, write_catalog
 
 UNPINNED_BUNDLED = {
-    "alpaca_cleaned",
     "belle_1m",
     "belle_2m",
     "belle_school_math",
