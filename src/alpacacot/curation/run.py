@@ -674,9 +674,12 @@ def _overlap(labels: np.ndarray, src: np.ndarray, keys: list[str]) -> dict[str, 
         if lo == hi:
             continue
         rows = inv[lo:hi] - inv[lo]
-        counts = np.zeros((int(rows[-1]) + 1, n_src), dtype=np.int64)
-        np.add.at(counts, (rows, srcs[lo:hi]), 1)
-        matrix += counts.T @ (counts > 0)
+        n_rows = int(rows[-1]) + 1
+        counts = np.bincount(rows * n_src + srcs[lo:hi], minlength=n_rows * n_src)
+        counts = counts.reshape(n_rows, n_src)
+        # in float64 (BLAS; exact below 2**53), not int64 (numpy's slow integer matmul)
+        product = counts.T.astype(np.float64) @ (counts > 0).astype(np.float64)
+        matrix += np.rint(product).astype(np.int64)
         np.fill_diagonal(matrix, matrix.diagonal() - (counts * (counts == 1)).sum(axis=0))
     for a in range(n_src):
         for b in range(n_src):
