@@ -185,9 +185,10 @@ _RE2_CJK = (
     r"[\x{3040}-\x{30ff}\x{3400}-\x{4dbf}\x{4e00}-\x{9fff}\x{ac00}-\x{d7af}\x{f900}-\x{faff}]"
 )
 _IDEOGRAPH = r"[\x{4e00}-\x{9fef}]"  # letters in every Unicode version
-_SURE_CONTENT = r"[A-Za-z0-9\x{4e00}-\x{9fef}]"  # word characters, not `_`, in every version
-_END_RE2 = r"""[.!?。！？…:;：；)\]}"'”’）】》>`*|][ \t\n\r\x{0b}\f]*$"""
 _PLACEHOLDER_MAX = max(len(p) for p in PLACEHOLDERS)
+_WORD = r"A-Za-z0-9\x{4e00}-\x{9fef}"  # word characters, not `_`, in every Unicode version
+_SURE_CONTENT = rf"(?s)(?:[{_WORD}][^{_WORD}]*){{{_PLACEHOLDER_MAX + 1}}}"
+_END_RE2 = r"""[.!?。！？…:;：；)\]}"'”’）】》>`*|][ \t\n\r\x{0b}\f]*$"""
 
 
 @functools.cache
@@ -248,9 +249,10 @@ def arrow_signals(batch: Any, views: Any, params: SignalParams) -> dict[str, Any
             match[i] = found.group(0) if found else None
     # empty answer: settled by a kernel when the output holds more word characters than the
     # longest placeholder
-    sure = pc.count_substring_regex(output, _SURE_CONTENT).to_numpy(zero_copy_only=False)
+    # (a match of "more than _PLACEHOLDER_MAX of them", not a count: RE2 stops at the first)
+    sure = _mask(pc.match_substring_regex(output, _SURE_CONTENT))
     empty = np.zeros(n, dtype=bool)
-    for i in np.flatnonzero(sure <= _PLACEHOLDER_MAX).tolist():
+    for i in np.flatnonzero(~sure).tolist():
         empty[i] = empty_answer(text_of(i))
     # truncated: an odd number of fences; else only long outputs not ending in punctuation
     fences = pc.count_substring(output, "```").to_numpy(zero_copy_only=False) % 2 == 1
