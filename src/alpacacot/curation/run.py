@@ -588,29 +588,28 @@ def _join(
     cur_dir: Path, keys: list[str], params: CurationParams, index: BenchmarkIndex, catalog: Any
 ) -> dict[str, Any]:
     """Clusters, overlap matrix, contamination table and signal counts over every source."""
-    # Band keys of every source go straight into one preallocated array per view (no second copy).
+    # Band keys of every source go straight into one preallocated array, one view at a time (no
+    # second copy): the keys of one view are the largest thing the join holds (bands x 8 B/record).
     bands = params.neardup.bands
     paths = [_pass_file(cur_dir, key, "neardup") for key in keys]
     counts = [pq.ParquetFile(p).metadata.num_rows for p in paths]
     total = sum(counts)
-    ids: list[pa.Array] = []
     src = np.repeat(np.arange(len(keys), dtype=np.int32), counts)
-    views = {v: np.zeros((total, bands), dtype=np.uint64) for v in VIEWS}
-    at = 0
-    for path, n in zip(paths, counts, strict=True):
-        t = pq.read_table(path)
-        ids.append(t.column("id").combine_chunks())
-        for v in VIEWS:
-            flat = t.column(f"{v}_bands").combine_chunks().values.to_numpy(zero_copy_only=False)
-            views[v][at : at + n] = flat.reshape(n, bands)
-        at += n
-        del t
     # Ids stay in Arrow (no Python string per record).
+    ids = [pq.read_table(p, columns=["id"]).column("id").combine_chunks() for p in paths]
     all_ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
+    del ids
     labels = {}
     for v in VIEWS:
-        labels[v] = clusters(views[v])
-        views[v] = None  # type: ignore[assignment]  # free each view once clustered
+        view = np.zeros((total, bands), dtype=np.uint64)
+        at = 0
+        for path, n in zip(paths, counts, strict=True):
+            column = pq.read_table(path, columns=[f"{v}_bands"]).column(0).combine_chunks()
+            view[at : at + n] = column.values.to_numpy(zero_copy_only=False).reshape(n, bands)
+            at += n
+            del column
+        labels[v] = clusters(view)
+        del view
     sizes = {v: np.bincount(labels[v], minlength=len(all_ids)) for v in VIEWS}
     in_cluster = np.zeros(len(all_ids), dtype=bool)
     for v in VIEWS:
