@@ -664,9 +664,15 @@ def _overlap(labels: np.ndarray, src: np.ndarray, keys: list[str]) -> dict[str, 
     member = np.flatnonzero(sizes[labels] > 1)
     if not member.size:
         return out
-    cluster, inverse = np.unique(labels[member], return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
+    # Clusters numbered by their root (labels are root indices: no sort needed to number them);
+    # rows grouped by cluster (any order inside a cluster: the sums do not depend on it).
+    roots = np.flatnonzero(sizes > 1)
+    number = np.zeros(len(labels), dtype=np.int64)
+    number[roots] = np.arange(len(roots))
+    inverse = number[labels[member]]
+    order = np.argsort(inverse)
     inv, srcs = inverse[order], src[member][order]
+    cluster = roots
     n_src = len(keys)
     matrix = np.zeros((n_src, n_src), dtype=np.int64)
     bounds = np.searchsorted(inv, np.arange(0, len(cluster) + 1, 20_000))
