@@ -627,6 +627,7 @@ def _join(
         }
     )
     _write_table(table, cur_dir / "clusters.parquet")
+    del table, rows, in_cluster  # ~3 ids per clustered record: not held through the summary
 
     contamination = [pq.read_table(_pass_file(cur_dir, k, "contamination")) for k in keys] or [
         CONTAMINATION_SCHEMA.empty_table()
