@@ -2,10 +2,11 @@
 
 The curation passes run over millions of records, so the per-record Python work is kept to a
 minimum: Arrow kernels normalise (NFKC, lower case) and split the texts into tokens (one per CJK
-character, else runs of letters, digits and marks), each distinct token of the batch is hashed
-once (blake2b, 64 bits; the same value in every process), and numpy folds token hashes into
+character, else runs of letters, digits and marks), each distinct token is hashed once per
+process (blake2b, 64 bits; the same value in every process), and numpy folds token hashes into
 n-gram hashes. Near-duplicate shingles, decontamination grams and the repetition signal all read
-these arrays.
+these arrays; `record_views` makes a record's prompt, whole-record and answer tokens from one
+tokenisation of its fields.
 """
 
 from __future__ import annotations
