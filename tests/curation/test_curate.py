@@ -124,3 +124,54 @@ def test_publish_uploads_the_curation_files(curated: Path) -> None:
         assert rel in files
         assert MANAGED.match(rel) or rel == "curation/manifest.json"
     assert not any(rel.startswith("curation/cache/") for rel in files)
+
+
+def test_copies_get_what_computing_each_record_gives(curated: Path) -> None:
+    """A record found again in a later source (same content id) is computed once; the files hold
+    what computing every record of every source gives."""
+    import numpy as np
+
+    from alpacacot.curation.neardup import VIEWS
+    from alpacacot.curation.run import PASSES, CurationParams, Unit, run_unit
+    from alpacacot.curation.signals import COLUMNS
+    from alpacacot.hub.collection import shard_paths
+
+    manifest = _manifest(curated)
+    index = next((curated.parent / "cache" / "curation").glob("benchmarks-*.pkl"))
+    params = CurationParams()
+    seen: set[str] = set()
+    copies = 0
+    for key in KEYS:
+        parts = [
+            run_unit(Unit(key, str(shard), PASSES, params, str(index)))
+            for shard in shard_paths(curated, manifest, key)
+        ]
+        ids = [i for p in parts for i in p["ids"].to_pylist()]
+        copies += sum(i in seen for i in ids)
+        seen.update(ids)
+        signals = pq.read_table(curated / "curation" / "signals" / f"{key}.parquet")
+        assert signals.column("id").to_pylist() == ids
+        for c in COLUMNS:
+            each = [v for p in parts for v in list(p["signals"][c])]
+            assert signals.column(c).to_pylist() == each
+        bands = pq.read_table(curated / "curation" / "cache" / f"{key}.neardup.parquet")
+        for v in VIEWS:
+            written = bands.column(f"{v}_bands").combine_chunks().values.to_numpy()
+            each = np.concatenate([p["keys"][v] for p in parts]).reshape(-1)
+            assert np.array_equal(written, each)
+        hits = pq.read_table(curated / "curation" / "cache" / f"{key}.contamination.parquet")
+        rows, at = [], 0
+        for p in parts:
+            h = p["hits"]
+            rows += [
+                (ids[at + r], b, i, m, s)
+                for r, b, i, m, s in zip(
+                    h["row"], h["benchmark"], h["item"], h["match"], h["share"], strict=True
+                )
+            ]
+            at += len(p["ids"])
+        assert [
+            tuple(r[c] for c in ("id", "benchmark", "item", "match", "share"))
+            for r in hits.to_pylist()
+        ] == rows
+    assert copies  # the excerpts share records (gpt4all's are CodeAlpaca's): the copy path ran

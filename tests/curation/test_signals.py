@@ -81,3 +81,62 @@ def test_lengths_are_counted_in_characters() -> None:
     sig = record_signals(record, P)
     assert sig["output_chars"] == len(record["output"])
     assert sig["prompt_chars"] >= len(record["instruction"])
+
+
+def _one_by_one(record: dict, params: SignalParams) -> dict:
+    """The per-record tests, as the signals were computed before the Arrow kernels settled most
+    records: the batch must give the same on every record."""
+    from alpacacot.curation.signals import (
+        _WS,
+        _refusal_pattern,
+        empty_answer,
+        lang_mismatch,
+        truncated,
+    )
+    from alpacacot.curation.text import prompt_text
+
+    output = record.get("output") or ""
+    prompt = prompt_text(record)
+    low = output.lower() if output.isascii() else _WS.sub(" ", output.lower())
+    found = _refusal_pattern(params.refusals).search(low)
+    return {
+        "refusal": found is not None,
+        "refusal_match": found.group(0) if found else None,
+        "lang_mismatch": lang_mismatch(prompt, output, params),
+        "empty_answer": empty_answer(output),
+        "truncated": truncated(output, params),
+        "prompt_chars": len(prompt),
+        "output_chars": len(output),
+    }
+
+
+def test_kernels_settle_records_as_the_per_record_tests_do() -> None:
+    from alpacacot.curation.signals import batch_signals
+
+    long_prose = " ".join(["word"] * 60)
+    tricky = [
+        "I'm sorry,\u3000but I cannot do that.",  # non-ASCII space inside a phrase
+        "I'm SORRY,\n\n  but i CANNOT",
+        "As an AI, \u0130 think",  # İ lowers to i + a combining dot
+        "作为一个AI语言模型，我无法",
+        "N/A",
+        "\u3000无\u3000",
+        "_____",
+        "   ",
+        "ａｂｃ",
+        long_prose + ".\u3000",  # punctuation, then a space Python strips and RE2's \s does not
+        long_prose + ".\n",
+        long_prose + ",",
+        long_prose + "\n```python\nx = 1",
+        "````",
+        "这是一个很长的中文回答，" * 20,
+    ]
+    prompts = ["Say something.", "请回答这个问题，谢谢你的帮助和耐心", "翻译成英文", "", "・・・"]
+    records = [
+        {"instruction": p, "input": "", "output": o, "history": []} for o in tricky for p in prompts
+    ]
+    records += sample_records("alpaca_gpt4_zh/alpaca_gpt4_data_zh.json")
+    for params in (P, replace(P, cjk_share=0.0), replace(P, refusals=())):
+        for record, got in zip(records, batch_signals(records, params), strict=True):
+            want = _one_by_one(record, params)
+            assert {k: got[k] for k in want} == want, record

@@ -2,10 +2,11 @@
 
 The curation passes run over millions of records, so the per-record Python work is kept to a
 minimum: Arrow kernels normalise (NFKC, lower case) and split the texts into tokens (one per CJK
-character, else runs of letters, digits and marks), each distinct token of the batch is hashed
-once (blake2b, 64 bits; the same value in every process), and numpy folds token hashes into
+character, else runs of letters, digits and marks), each distinct token is hashed once per
+process (blake2b, 64 bits; the same value in every process), and numpy folds token hashes into
 n-gram hashes. Near-duplicate shingles, decontamination grams and the repetition signal all read
-these arrays.
+these arrays; `record_views` makes a record's prompt, whole-record and answer tokens from one
+tokenisation of its fields.
 """
 
 from __future__ import annotations
@@ -26,17 +27,30 @@ _P = np.uint64(0x100000001B3)  # FNV-64 prime: odd, so the fold is a bijection p
 class Tokens:
     """The tokens of a batch of texts, flat, with per-text offsets."""
 
-    strings: pa.Array  # flat token strings
+    flat: pa.Array  # token strings (of the texts, or of the segments `take` gathers from)
     hashes: np.ndarray  # uint64, one per token
     offsets: np.ndarray  # int64, len(texts) + 1
-    cjk: np.ndarray  # bool per text: at least 30% of its characters are CJK
+    cjk: np.ndarray  # bool per text: at least `cjk_share` of its characters are CJK
+    chars: np.ndarray | None = None  # int64 per text: characters after normalisation
+    cjk_chars: np.ndarray | None = None  # int64 per text: CJK characters among them
+    take: np.ndarray | None = None  # when a view of other texts' tokens: flat index per token
+
+    @property
+    def strings(self) -> pa.Array:
+        """The token strings, one per token (gathered on first use for a view)."""
+        if self.take is not None:
+            self.flat, self.take = self.flat.take(pa.array(self.take)), None
+        return self.flat
 
     @property
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
     def tokens_of(self, i: int) -> list[str]:
-        return self.strings[self.offsets[i] : self.offsets[i + 1]].to_pylist()
+        lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
+        if self.take is not None:
+            return self.flat.take(pa.array(self.take[lo:hi])).to_pylist()
+        return self.flat[lo:hi].to_pylist()
 
 
 def tokenize(texts: Sequence[str] | pa.Array, cjk_share: float = 0.3) -> Tokens:
@@ -62,7 +76,12 @@ def tokenize(texts: Sequence[str] | pa.Array, cjk_share: float = 0.3) -> Tokens:
     cjk_chars = pc.count_substring_regex(norm, pattern=CJK_RE2).to_numpy(zero_copy_only=False)
     chars = pc.utf8_length(norm).to_numpy(zero_copy_only=False)
     cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
-    return Tokens(strings=flat, hashes=hashes, offsets=offsets, cjk=cjk)
+    return Tokens(flat, hashes, offsets, cjk, chars.astype(np.int64), cjk_chars.astype(np.int64))
+
+
+# Token -> hash, kept by each process across batches: most tokens of a batch were hashed before.
+_HASHED: dict[str, int] = {}
+_HASHED_MAX = 1_000_000
 
 
 def _hash_strings(flat: pa.Array) -> np.ndarray:
@@ -70,14 +89,13 @@ def _hash_strings(flat: pa.Array) -> np.ndarray:
         return np.zeros(0, dtype=np.uint64)
     encoded = pc.dictionary_encode(flat)
     values = encoded.dictionary.to_pylist()
-    table = np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
-            for v in values
-        ),
-        dtype=np.uint64,
-        count=len(values),
-    )
+    known = _HASHED
+    if len(known) + len(values) > _HASHED_MAX:
+        known.clear()
+    for v in values:
+        if v not in known:
+            known[v] = int.from_bytes(hashlib.blake2b(v.encode(), digest_size=8).digest(), "little")
+    table = np.fromiter(map(known.__getitem__, values), dtype=np.uint64, count=len(values))
     return table[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
@@ -157,3 +175,101 @@ def repetition(tok: Tokens, n: int, min_tokens: int) -> np.ndarray:
     scored = (tok.lengths >= min_tokens) & (total > 0)
     out[scored] = np.round(1 - distinct[scored] / total[scored], 4)
     return out
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The concatenation of range(start, start + length) for each pair, as one index array."""
+    lengths = lengths.astype(np.int64)
+    total = int(lengths.sum())
+    ends = np.cumsum(lengths)
+    return np.arange(total, dtype=np.int64) + np.repeat(
+        starts.astype(np.int64) - (ends - lengths), lengths
+    )
+
+
+@dataclass
+class RecordViews:
+    """The token views of a batch of records, made from one tokenisation of their fields.
+
+    Each field (every history turn, instruction, input, output) is tokenised once as a segment;
+    a view is the concatenation of some segments' tokens, in record order. This gives the tokens
+    of `prompt_text`/`record_text`/the output tokenised on their own: those texts join the fields
+    with a newline, where no token, Unicode normalisation or CJK split ever crosses.
+    """
+
+    prompt: Tokens
+    record: Tokens
+    answer: Tokens
+    prompt_chars: np.ndarray  # len(prompt_text(record))
+    output_chars: np.ndarray  # len(output)
+    segments: pa.Array  # the raw field texts, in record order
+    segment_owner: np.ndarray  # record of each segment
+    segment_role: np.ndarray  # USER, ASSISTANT, INSTRUCTION, INPUT, OUTPUT
+
+
+USER, ASSISTANT, INSTRUCTION, INPUT, OUTPUT = range(5)
+
+
+def _column(batch: pa.RecordBatch | pa.Table, name: str) -> pa.Array:
+    col = batch.column(name)
+    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+
+
+def _text(arr: pa.Array) -> pa.Array:
+    return pc.fill_null(arr.cast(pa.string()), "")
+
+
+def record_views(batch: pa.RecordBatch | pa.Table, cjk_share: float = 0.3) -> RecordViews:
+    """Prompt, whole-record and answer tokens of a batch (columns instruction, input, output and,
+    when present, history: a list of {user, assistant})."""
+    n = batch.num_rows
+    fields = [_text(_column(batch, c)) for c in ("instruction", "input", "output")]
+    if "history" in batch.schema.names and n:
+        hist = _column(batch, "history")
+        h = pc.fill_null(pc.list_value_length(hist), 0).to_numpy(zero_copy_only=False)
+        h = h.astype(np.int64)
+        turns = hist.flatten()  # the turns of the batch's lists (slicing and nulls applied)
+        parts = turns.flatten()  # the fields of those turns (the same)
+        users, assistants = (
+            _text(parts[turns.type.get_field_index(f)]) for f in ("user", "assistant")
+        )
+    else:
+        h = np.zeros(n, dtype=np.int64)
+        users = assistants = pa.array([], pa.string())
+    nt = len(users)
+    per = 2 * h + 3
+    first = np.cumsum(per) - per  # position of each record's first segment
+    take = np.empty(int(per.sum()), dtype=np.int64)
+    role = np.empty(len(take), dtype=np.int8)
+    turn_rec = np.repeat(np.arange(n, dtype=np.int64), h)
+    turn_pos = first[turn_rec] + 2 * (np.arange(nt, dtype=np.int64) - (np.cumsum(h) - h)[turn_rec])
+    take[turn_pos], role[turn_pos] = np.arange(nt), USER
+    take[turn_pos + 1], role[turn_pos + 1] = nt + np.arange(nt), ASSISTANT
+    for j, r in enumerate((INSTRUCTION, INPUT, OUTPUT)):
+        take[first + 2 * h + j], role[first + 2 * h + j] = 2 * nt + j * n + np.arange(n), r
+    segments = pa.concat_arrays([users, assistants, *fields]).take(pa.array(take))
+    owner = np.repeat(np.arange(n, dtype=np.int64), per)
+    tok = tokenize(segments, cjk_share)
+    raw = pc.utf8_length(segments).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    def view(selected: np.ndarray) -> tuple[Tokens, np.ndarray]:
+        segs = np.flatnonzero(selected)
+        lengths = tok.lengths[segs]
+        idx = _ranges(tok.offsets[segs], lengths)
+        who = owner[segs]
+
+        def per_record(values: np.ndarray) -> np.ndarray:
+            return np.bincount(who, weights=values, minlength=n).astype(np.int64)
+
+        newlines = np.maximum(per_record(raw[segs] > 0) - 1, 0)
+        chars = per_record(tok.chars[segs]) + newlines
+        cjk_chars = per_record(tok.cjk_chars[segs])
+        cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
+        offsets = np.concatenate([[0], np.cumsum(per_record(lengths))]).astype(np.int64)
+        out = Tokens(tok.flat, tok.hashes[idx], offsets, cjk, chars, cjk_chars, take=idx)
+        return out, per_record(raw[segs]) + newlines
+
+    prompt, prompt_chars = view((role == USER) | (role == INSTRUCTION) | (role == INPUT))
+    record, _ = view(np.ones(len(role), dtype=bool))
+    answer, output_chars = view(role == OUTPUT)
+    return RecordViews(prompt, record, answer, prompt_chars, output_chars, segments, owner, role)

@@ -170,8 +170,10 @@ def match_texts(texts: Sequence[str] | Tokens, index: BenchmarkIndex) -> list[li
         if keys is None or not len(keys):
             continue
         h, text, start = gram_hashes(tok, n)
-        pos = np.minimum(np.searchsorted(keys, h), len(keys) - 1)
-        cand = np.flatnonzero(keys[pos] == h)
+        maybe = np.flatnonzero(_maybe_in(index, n, h))
+        pos = np.zeros(len(h), dtype=np.int64)
+        pos[maybe] = np.minimum(np.searchsorted(keys, h[maybe]), len(keys) - 1)
+        cand = maybe[keys[pos[maybe]] == h[maybe]]
         starts, owners = index.starts[n], index.owners[n]
         for g, k, t, s in zip(
             h[cand].tolist(),
@@ -194,6 +196,29 @@ def match_texts(texts: Sequence[str] | Tokens, index: BenchmarkIndex) -> list[li
     for hits in out:
         hits.sort(key=lambda h: (h.benchmark, h.item))
     return out
+
+
+_FILTER_BITS = 26  # 8 MiB per gram length: about 1% of the grams not in the index pass
+_FILTER: dict[str, object] = {}
+
+
+def _maybe_in(index: BenchmarkIndex, n: int, h: np.ndarray) -> np.ndarray:
+    """False for most grams not in `index.keys[n]` (a bitmap of their top bits), True for all
+    grams in it: the sorted search then runs on the few that pass."""
+    if _FILTER.get("index") is not index:
+        _FILTER.clear()
+        _FILTER["index"] = index
+    bitmaps: dict[int, np.ndarray] = _FILTER.setdefault("bitmaps", {})  # type: ignore[assignment]
+    shift = np.uint64(64 - _FILTER_BITS)
+    if n not in bitmaps:
+        bitmap = np.zeros(1 << (_FILTER_BITS - 3), dtype=np.uint8)
+        top = index.keys[n] >> shift
+        np.bitwise_or.at(bitmap, top >> np.uint64(3), (1 << (top & np.uint64(7))).astype(np.uint8))
+        bitmaps[n] = bitmap
+    top = h >> shift
+    return ((bitmaps[n][top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)) & 1).astype(
+        bool
+    )
 
 
 def _longest_run(toks: list[str], spans: list[tuple[int, int]]) -> str:

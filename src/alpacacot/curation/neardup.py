@@ -137,19 +137,27 @@ def clusters(keys: np.ndarray) -> np.ndarray:
     Returns:
         For each record, the index of the first record of its cluster (itself when alone).
     """
+    import pandas as pd
+
     n = keys.shape[0]
     labels = np.arange(n, dtype=np.int64)
+    pos = np.arange(n, dtype=np.int64)
     # Band by band: one band's edges at a time (bounded memory), merged into the partition so far
-    # by joining the current cluster roots of each edge's ends.
+    # by joining the current cluster roots of each edge's ends. The records sharing a key are
+    # grouped by hashing (pandas.factorize, no sort) and joined to one of them (a star: the same
+    # components as any other tree over the group); edges inside one cluster so far are dropped.
     for b in range(keys.shape[1]):
         col = keys[:, b]
-        order = np.argsort(col, kind="stable")
-        sorted_col = col[order]
-        same = (sorted_col[1:] == sorted_col[:-1]) & (sorted_col[1:] != 0)
-        a, c = order[:-1][same], order[1:][same]
-        del order, sorted_col, same
-        if a.size:
-            labels = components(n, labels[a], labels[c])[labels]
+        codes, distinct = pd.factorize(col)
+        center = np.empty(len(distinct), dtype=np.int64)
+        center[codes] = pos
+        star = center[codes]
+        edge = (star != pos) & (col != 0)
+        ends_a, ends_b = labels[pos[edge]], labels[star[edge]]
+        new = ends_a != ends_b
+        del codes, center, star, edge
+        if new.any():
+            labels = components(n, ends_a[new], ends_b[new])[labels]
     return labels
 
 

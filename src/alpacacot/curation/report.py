@@ -117,6 +117,10 @@ def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
+MAX_FIGURE_INCHES = 20.0
+ANNOTATE_SOURCES = 30
+
+
 def plot_overlap(summary: dict[str, Any], png: Path, view: str = "prompt") -> Path | None:
     """Heatmap: share of source a's records with a near-duplicate in source b."""
     overlap = summary["near_duplicates"][view]["overlap"]
@@ -132,15 +136,18 @@ def plot_overlap(summary: dict[str, Any], png: Path, view: str = "prompt") -> Pa
     records = {k: max(v["records"], 1) for k, v in summary["signals"].items()}
     counts = np.array([[overlap[a].get(b, 0) for b in keys] for a in keys], dtype=float)
     share = counts / np.array([[records.get(a, 1)] for a in keys])
-    size = max(5.0, 0.55 * len(keys) + 2)
+    # The figure grows with the sources up to a cap, and the cells carry their counts while they
+    # are legible: rendering 87 x 87 numbers on a 50-inch canvas took 800 MiB and seconds.
+    size = min(max(5.0, 0.55 * len(keys) + 2), MAX_FIGURE_INCHES)
+    label_size = 10 if len(keys) <= ANNOTATE_SOURCES else 5
     fig, ax = plt.subplots(figsize=(size + 1.5, size), constrained_layout=True)
     im = ax.imshow(share, cmap="viridis", vmin=0, vmax=max(float(share.max()), 1e-9))
-    ax.set_xticks(range(len(keys)), keys, rotation=60, ha="right")
-    ax.set_yticks(range(len(keys)), keys)
+    ax.set_xticks(range(len(keys)), keys, rotation=60, ha="right", fontsize=label_size)
+    ax.set_yticks(range(len(keys)), keys, fontsize=label_size)
     ax.set_xlabel("has a near-duplicate in")
     ax.set_ylabel("records of")
     ax.set_title(f"Near-duplicate {view}s: share of each source's records")
-    for i in range(len(keys)):
+    for i in range(len(keys) if len(keys) <= ANNOTATE_SOURCES else 0):
         for j in range(len(keys)):
             if counts[i, j]:
                 ax.text(

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from alpacacot.curation.batch import tokenize
+from alpacacot.curation.batch import record_views
 from alpacacot.curation.contamination import (
     BenchmarkIndex,
     DecontamParams,
@@ -40,8 +40,7 @@ from alpacacot.curation.contamination import (
 from alpacacot.curation.executor import map_units
 from alpacacot.curation.neardup import VIEWS, NearDupParams, band_keys, clusters
 from alpacacot.curation.signals import COLUMNS as SIGNAL_COLUMNS
-from alpacacot.curation.signals import SignalParams, batch_signals
-from alpacacot.curation.text import prompt_text, record_text
+from alpacacot.curation.signals import SignalParams, arrow_signals
 from alpacacot.hub.collection import read_manifest, shard_paths, source_keys
 
 CURATION = "curation"
@@ -110,6 +109,9 @@ class Unit:
     passes: tuple[str, ...]
     params: CurationParams
     index_path: str | None
+    # np.packbits of the rows to compute (None: all); the others are copies of a record computed
+    # in an earlier unit (same content id) and are filled in from its results by `curate`.
+    rows: bytes | None = None
 
 
 @dataclass
@@ -134,38 +136,62 @@ def _index(path: str) -> BenchmarkIndex:
 
 
 def run_unit(unit: Unit) -> dict[str, Any]:
-    """Read one shard and compute the requested passes; small arrays come back."""
-    ids: list[str] = []
+    """Read one shard and compute the requested passes on its rows to compute; columns come back
+    (numpy arrays, and Arrow ids), for the computed rows only."""
+    ids: list[pa.Array] = []
+    computed: list[np.ndarray] = []
     signals: dict[str, list] = {c: [] for c in SIGNAL_COLUMNS}
     keys: dict[str, list[np.ndarray]] = {v: [] for v in VIEWS}
-    hits: dict[str, list] = {c: [] for c in CONTAMINATION_SCHEMA.names}
+    hits: dict[str, list] = {c: [] for c in ("row", "benchmark", "item", "match", "share")}
     index = _index(unit.index_path) if "contamination" in unit.passes and unit.index_path else None
     parquet = pq.ParquetFile(unit.shard)
-    for batch in parquet.iter_batches(batch_size=4096, columns=READ_COLUMNS):
-        records = batch.to_pylist()
-        ids += [r["id"] for r in records]
-        needs_whole = "neardup" in unit.passes or index is not None
-        whole = tokenize([record_text(r) for r in records]) if needs_whole else None
+    n_rows = parquet.metadata.num_rows
+    wanted = (
+        np.unpackbits(np.frombuffer(unit.rows, np.uint8), count=n_rows).astype(bool)
+        if unit.rows is not None
+        else None
+    )
+    at = done = 0
+    # A unit whose every row is a copy reads its ids only.
+    columns = READ_COLUMNS if wanted is None or wanted.any() else ["id"]
+    for batch in parquet.iter_batches(batch_size=4096, columns=columns):
+        ids.append(batch.column("id"))
+        if wanted is not None:
+            mask = wanted[at : at + batch.num_rows]
+            rows = at + np.flatnonzero(mask)
+            batch = batch.filter(pa.array(mask))
+        else:
+            rows = at + np.arange(batch.num_rows)
+        at += len(ids[-1])
+        computed.append(rows)
+        if not batch.num_rows:
+            continue
+        views = record_views(batch, unit.params.signals.cjk_share)
         if "signals" in unit.passes:
-            for sig in batch_signals(records, unit.params.signals):
-                for k, v in sig.items():
-                    signals[k].append(v)
+            for k, v in arrow_signals(batch, views, unit.params.signals).items():
+                signals[k].append(v)
         if "neardup" in unit.passes:
-            keys["prompt"].append(band_keys([prompt_text(r) for r in records], unit.params.neardup))
-            keys["record"].append(band_keys(whole, unit.params.neardup))
+            keys["prompt"].append(band_keys(views.prompt, unit.params.neardup))
+            keys["record"].append(band_keys(views.record, unit.params.neardup))
         if index is not None:
-            for r, found in zip(records, match_texts(whole, index), strict=True):
+            for i, found in enumerate(match_texts(views.record, index)):
                 for h in found:
-                    hits["id"].append(r["id"])
-                    hits["source"].append(unit.source)
+                    hits["row"].append(done + i)
                     hits["benchmark"].append(h.benchmark)
                     hits["item"].append(h.item)
                     hits["match"].append(h.match)
                     hits["share"].append(h.share)
+        done += batch.num_rows
     bands = unit.params.neardup.bands
     return {
-        "ids": ids,
-        "signals": signals if "signals" in unit.passes else None,
+        "ids": pa.concat_arrays(ids) if ids else pa.array([], pa.string()),
+        "rows": np.concatenate(computed) if computed else np.zeros(0, np.int64),
+        "signals": {
+            c: [x for part in v for x in part] if c == "refusal_match" else _cat(v)
+            for c, v in signals.items()
+        }
+        if "signals" in unit.passes
+        else None,
         "keys": {
             v: (np.concatenate(k) if k else np.zeros((0, bands), np.uint64))
             for v, k in keys.items()
@@ -174,6 +200,10 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         else None,
         "hits": hits if index is not None else None,
     }
+
+
+def _cat(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 # ------------------------------------------------------------------------------ orchestration
@@ -276,6 +306,8 @@ def curate(
             units.append(Unit(key, str(shard), todo, params, str(index_path)))
     if total:
         total(sum(pq.ParquetFile(u.shard).metadata.num_rows for u in units))
+    # Records that are exact copies (same content id) are computed once, in their first unit.
+    units, slots, copies = _plan_copies(units, params.neardup.bands)
 
     # Each source is written as soon as its last unit is back, then its results are dropped.
     last_unit = {u.source: i for i, u in enumerate(units)}
@@ -283,6 +315,8 @@ def curate(
 
     def done(i: int, result: dict[str, Any]) -> None:
         key = units[i].source
+        result = copies.expand(result, slots[i])
+        slots[i] = None
         pending.setdefault(key, []).append(result)
         if on_unit:
             on_unit(key, len(result["ids"]))
@@ -290,6 +324,7 @@ def curate(
             parts = pending.pop(key)
             _write_source(cur_dir, key, parts, redone[key], params)
             state[key]["records"] = sum(len(p["ids"]) for p in parts)
+            del parts
 
     map_units(
         run_unit,
@@ -368,14 +403,142 @@ def _pass_file(cur_dir: Path, key: str, name: str) -> Path:
     return cur_dir / "cache" / f"{key}.{name}.parquet"
 
 
+def _plan_copies(
+    units: list[Unit], bands: int
+) -> tuple[list[Unit], list[np.ndarray | None], _Copies]:
+    """Mark, in each unit, the rows whose content id was already seen in an earlier unit (or row)
+    with the same passes: those rows are not computed but copied from the first one's results.
+
+    Returns the units (with `rows` set where some rows are copies), per unit the slot in the
+    copy store of each row (-1: no copy of it anywhere; None: no row with copies), and the store.
+    """
+    import pyarrow.compute as pc
+
+    out = list(units)
+    slots: list[np.ndarray | None] = [None] * len(units)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, u in enumerate(units):
+        groups.setdefault(u.passes, []).append(i)
+    n_slots = 0
+    for members in groups.values():
+        ids = [pq.read_table(units[i].shard, columns=["id"]).column("id") for i in members]
+        lengths = [len(c) for c in ids]
+        if not sum(lengths):
+            continue
+        flat = pa.concat_arrays([c.combine_chunks().cast(pa.string()) for c in ids])
+        codes = pc.dictionary_encode(flat).indices.to_numpy(zero_copy_only=False)
+        del flat, ids
+        _, first_at = np.unique(codes, return_index=True)
+        first = np.zeros(len(codes), dtype=bool)
+        first[first_at] = True
+        counts = np.bincount(codes)
+        slot_of = np.full(len(counts), -1, dtype=np.int32)
+        multi = np.flatnonzero(counts > 1)
+        slot_of[multi] = n_slots + np.arange(len(multi), dtype=np.int32)
+        n_slots += len(multi)
+        at = 0
+        for i, n in zip(members, lengths, strict=True):
+            unit_slots = slot_of[codes[at : at + n]]
+            if (unit_slots >= 0).any():
+                slots[i] = unit_slots
+            if not first[at : at + n].all():
+                out[i] = replace(units[i], rows=np.packbits(first[at : at + n]).tobytes())
+            at += n
+    return out, slots, _Copies(n_slots, bands)
+
+
+_SIGNAL_DTYPES = {
+    c: (object if c == "refusal_match" else SIGNALS_SCHEMA.field(c).type.to_pandas_dtype())
+    for c in SIGNAL_COLUMNS
+}
+_HIT_COLUMNS = ("benchmark", "item", "match", "share")
+
+
+class _Copies:
+    """The results of records that have copies, by slot (one per content id with copies): filled
+    from the unit that computes a record, read by the units holding its copies."""
+
+    def __init__(self, n_slots: int, bands: int):
+        self.n = n_slots
+        self.signals: dict[str, np.ndarray] = {}
+        self.keys: dict[str, np.ndarray] = {}
+        self.hits: dict[int, list[tuple]] = {}
+        self.bands = bands
+
+    def expand(self, result: dict[str, Any], slots: np.ndarray | None) -> dict[str, Any]:
+        """A unit's results for every row: its computed rows, then the copied ones."""
+        n = len(result["ids"])
+        rows = result["rows"]
+        if slots is None and len(rows) == n:
+            slots = np.full(n, -1, dtype=np.int32)  # nothing to keep or to copy
+        assert slots is not None
+        own = slots[rows]
+        keep = own >= 0
+        copy = np.ones(n, dtype=bool)
+        copy[rows] = False
+        copy_rows = np.flatnonzero(copy)
+        from_slot = slots[copy_rows]
+        out: dict[str, Any] = {"ids": result["ids"]}
+        if result["signals"] is not None:
+            out["signals"] = {}
+            for c in SIGNAL_COLUMNS:
+                dtype = _SIGNAL_DTYPES[c]
+                values = np.empty(len(rows), dtype=dtype)
+                values[:] = result["signals"][c]
+                store = self.signals.setdefault(c, np.empty(self.n, dtype=dtype))
+                store[own[keep]] = values[keep]
+                full = np.empty(n, dtype=dtype)
+                full[rows] = values
+                full[copy_rows] = store[from_slot]
+                out["signals"][c] = full
+        else:
+            out["signals"] = None
+        if result["keys"] is not None:
+            out["keys"] = {}
+            for v in VIEWS:
+                store = self.keys.setdefault(v, np.zeros((self.n, self.bands), dtype=np.uint64))
+                store[own[keep]] = result["keys"][v][keep]
+                full = np.zeros((n, self.bands), dtype=np.uint64)
+                full[rows] = result["keys"][v]
+                full[copy_rows] = store[from_slot]
+                out["keys"][v] = full
+        else:
+            out["keys"] = None
+        if result["hits"] is not None:
+            h = result["hits"]
+            found = [
+                (int(rows[r]), *t)
+                for r, *t in zip(h["row"], *(h[c] for c in _HIT_COLUMNS), strict=True)
+            ]
+            for row, *t in found:
+                if slots[row] >= 0:
+                    self.hits.setdefault(int(slots[row]), []).append(tuple(t))
+            if self.hits:
+                for row, slot in zip(copy_rows.tolist(), from_slot.tolist(), strict=True):
+                    found += [(row, *t) for t in self.hits.get(slot, ())]
+            found.sort(key=lambda f: f[0])
+            out["hits"] = {
+                "row": [f[0] for f in found],
+                **{c: [f[j + 1] for f in found] for j, c in enumerate(_HIT_COLUMNS)},
+            }
+        else:
+            out["hits"] = None
+        return out
+
+
 def _write_source(
     cur_dir: Path, key: str, parts: list[dict[str, Any]], passes: list[str], params: CurationParams
 ) -> None:
-    ids = [i for p in parts for i in p["ids"]]
+    ids = (
+        pa.concat_arrays([p["ids"].cast(pa.string()) for p in parts])
+        if parts
+        else pa.array([], pa.string())
+    )
     if "signals" in passes:
-        cols: dict[str, Any] = {"id": ids, "source": [key] * len(ids)}
+        cols: dict[str, Any] = {"id": ids, "source": pa.array([key] * len(ids), pa.string())}
         for c in SIGNAL_COLUMNS:
-            cols[c] = [v for p in parts for v in p["signals"][c]]
+            values = np.concatenate([p["signals"][c] for p in parts])
+            cols[c] = pa.array(values, SIGNALS_SCHEMA.field(c).type, from_pandas=False)
         _write_table(pa.table(cols, schema=SIGNALS_SCHEMA), _pass_file(cur_dir, key, "signals"))
     if "neardup" in passes:
         bands = params.neardup.bands
@@ -383,18 +546,34 @@ def _write_source(
         for view in VIEWS:
             flat = np.concatenate([p["keys"][view] for p in parts]).reshape(-1)
             cols[f"{view}_bands"] = pa.FixedSizeListArray.from_arrays(pa.array(flat), bands)
-        _write_table(pa.table(cols), _pass_file(cur_dir, key, "neardup"))
+        # Band keys are hashes: zstd spends half the write on them and saves no byte.
+        _write_table(
+            pa.table(cols),
+            _pass_file(cur_dir, key, "neardup"),
+            {"id": "zstd", **{f"{view}_bands": "none" for view in VIEWS}},
+        )
     if "contamination" in passes:
-        hits = {c: [v for p in parts for v in p["hits"][c]] for c in CONTAMINATION_SCHEMA.names}
+        rows, at = [], 0
+        for p in parts:
+            rows += [at + r for r in p["hits"]["row"]]
+            at += len(p["ids"])
+        hits: dict[str, Any] = {
+            "id": ids.take(pa.array(rows, pa.int64())),
+            "source": pa.array([key] * len(rows), pa.string()),
+        }
+        for c in _HIT_COLUMNS:
+            hits[c] = pa.array(
+                [v for p in parts for v in p["hits"][c]], CONTAMINATION_SCHEMA.field(c).type
+            )
         _write_table(
             pa.table(hits, schema=CONTAMINATION_SCHEMA), _pass_file(cur_dir, key, "contamination")
         )
 
 
-def _write_table(table: pa.Table, path: Path) -> None:
+def _write_table(table: pa.Table, path: Path, compression: str | dict[str, str] = "zstd") -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd")
+    pq.write_table(table, tmp, compression=compression)
     tmp.replace(path)
 
 
@@ -416,29 +595,28 @@ def _join(
     cur_dir: Path, keys: list[str], params: CurationParams, index: BenchmarkIndex, catalog: Any
 ) -> dict[str, Any]:
     """Clusters, overlap matrix, contamination table and signal counts over every source."""
-    # Band keys of every source go straight into one preallocated array per view (no second copy).
+    # Band keys of every source go straight into one preallocated array, one view at a time (no
+    # second copy): the keys of one view are the largest thing the join holds (bands x 8 B/record).
     bands = params.neardup.bands
     paths = [_pass_file(cur_dir, key, "neardup") for key in keys]
     counts = [pq.ParquetFile(p).metadata.num_rows for p in paths]
     total = sum(counts)
-    ids: list[pa.Array] = []
     src = np.repeat(np.arange(len(keys), dtype=np.int32), counts)
-    views = {v: np.zeros((total, bands), dtype=np.uint64) for v in VIEWS}
-    at = 0
-    for path, n in zip(paths, counts, strict=True):
-        t = pq.read_table(path)
-        ids.append(t.column("id").combine_chunks())
-        for v in VIEWS:
-            flat = t.column(f"{v}_bands").combine_chunks().values.to_numpy(zero_copy_only=False)
-            views[v][at : at + n] = flat.reshape(n, bands)
-        at += n
-        del t
     # Ids stay in Arrow (no Python string per record).
+    ids = [pq.read_table(p, columns=["id"]).column("id").combine_chunks() for p in paths]
     all_ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
+    del ids
     labels = {}
     for v in VIEWS:
-        labels[v] = clusters(views[v])
-        views[v] = None  # type: ignore[assignment]  # free each view once clustered
+        view = np.zeros((total, bands), dtype=np.uint64)
+        at = 0
+        for path, n in zip(paths, counts, strict=True):
+            column = pq.read_table(path, columns=[f"{v}_bands"]).column(0).combine_chunks()
+            view[at : at + n] = column.values.to_numpy(zero_copy_only=False).reshape(n, bands)
+            at += n
+            del column
+        labels[v] = clusters(view)
+        del view
     sizes = {v: np.bincount(labels[v], minlength=len(all_ids)) for v in VIEWS}
     in_cluster = np.zeros(len(all_ids), dtype=bool)
     for v in VIEWS:
@@ -454,6 +632,7 @@ def _join(
         }
     )
     _write_table(table, cur_dir / "clusters.parquet")
+    del table, rows, in_cluster  # ~3 ids per clustered record: not held through the summary
 
     contamination = [pq.read_table(_pass_file(cur_dir, k, "contamination")) for k in keys] or [
         CONTAMINATION_SCHEMA.empty_table()
@@ -491,9 +670,15 @@ def _overlap(labels: np.ndarray, src: np.ndarray, keys: list[str]) -> dict[str, 
     member = np.flatnonzero(sizes[labels] > 1)
     if not member.size:
         return out
-    cluster, inverse = np.unique(labels[member], return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
+    # Clusters numbered by their root (labels are root indices: no sort needed to number them);
+    # rows grouped by cluster (any order inside a cluster: the sums do not depend on it).
+    roots = np.flatnonzero(sizes > 1)
+    number = np.zeros(len(labels), dtype=np.int64)
+    number[roots] = np.arange(len(roots))
+    inverse = number[labels[member]]
+    order = np.argsort(inverse)
     inv, srcs = inverse[order], src[member][order]
+    cluster = roots
     n_src = len(keys)
     matrix = np.zeros((n_src, n_src), dtype=np.int64)
     bounds = np.searchsorted(inv, np.arange(0, len(cluster) + 1, 20_000))
@@ -502,9 +687,12 @@ def _overlap(labels: np.ndarray, src: np.ndarray, keys: list[str]) -> dict[str, 
         if lo == hi:
             continue
         rows = inv[lo:hi] - inv[lo]
-        counts = np.zeros((int(rows[-1]) + 1, n_src), dtype=np.int64)
-        np.add.at(counts, (rows, srcs[lo:hi]), 1)
-        matrix += counts.T @ (counts > 0)
+        n_rows = int(rows[-1]) + 1
+        counts = np.bincount(rows * n_src + srcs[lo:hi], minlength=n_rows * n_src)
+        counts = counts.reshape(n_rows, n_src)
+        # in float64 (BLAS; exact below 2**53), not int64 (numpy's slow integer matmul)
+        product = counts.T.astype(np.float64) @ (counts > 0).astype(np.float64)
+        matrix += np.rint(product).astype(np.int64)
         np.fill_diagonal(matrix, matrix.diagonal() - (counts * (counts == 1)).sum(axis=0))
     for a in range(n_src):
         for b in range(n_src):

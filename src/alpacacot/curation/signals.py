@@ -102,33 +102,32 @@ def record_signals(record: dict[str, Any], params: SignalParams) -> dict[str, An
 
 
 def batch_signals(records: list[dict[str, Any]], params: SignalParams) -> list[dict[str, Any]]:
-    """Every signal of a batch of records; repetition is counted for the batch at once."""
-    from alpacacot.curation.batch import repetition as batch_repetition
-    from alpacacot.curation.batch import tokenize
+    """Every signal of a batch of records (`arrow_signals` on their columns)."""
+    import pyarrow as pa
 
-    outputs = [r.get("output") or "" for r in records]
-    reps = batch_repetition(
-        tokenize(outputs), params.repetition_n, params.repetition_min_tokens
-    ).tolist()
-    out = []
-    for record, output, rep in zip(records, outputs, reps, strict=True):
-        prompt = prompt_text(record)
-        low = output.lower() if output.isascii() else _WS.sub(" ", output.lower())
-        found = _refusal_pattern(params.refusals).search(low)
-        match = found.group(0) if found else None
-        out.append(
-            {
-                "refusal": match is not None,
-                "refusal_match": match,
-                "lang_mismatch": lang_mismatch(prompt, output, params),
-                "empty_answer": empty_answer(output),
-                "repetition": rep,
-                "truncated": truncated(output, params),
-                "prompt_chars": len(prompt),
-                "output_chars": len(output),
-            }
-        )
-    return out
+    from alpacacot.curation.batch import record_views
+
+    turn = pa.struct([("user", pa.string()), ("assistant", pa.string())])
+    table = pa.table(
+        {
+            "instruction": pa.array([r.get("instruction") for r in records], pa.string()),
+            "input": pa.array([r.get("input") for r in records], pa.string()),
+            "output": pa.array([r.get("output") for r in records], pa.string()),
+            "history": pa.array(
+                [
+                    [
+                        {"user": t["user"], "assistant": t["assistant"]}
+                        for t in r.get("history") or []
+                    ]
+                    for r in records
+                ],
+                pa.list_(turn),
+            ),
+        }
+    )
+    cols = arrow_signals(table, record_views(table, params.cjk_share), params)
+    values = {c: v if isinstance(v, list) else v.tolist() for c, v in cols.items()}
+    return [{c: values[c][i] for c in COLUMNS} for i in range(len(records))]
 
 
 @functools.cache
@@ -176,3 +175,123 @@ def truncated(output: str, params: SignalParams) -> bool:
     ):
         return False
     return len(words) >= 8 or (bool(CJK_CHAR.search(last)) and len(last) >= 12)
+
+
+# -------------------------------------------------------------------------- the batch version
+# Arrow kernels settle most records; only those a kernel cannot settle exactly go through the
+# per-record functions above, so the results are the same as calling them on every record.
+_PY_SPACE = r"[\t\n\x{0b}\f\r\x{1c}-\x{1f}\x{85}\p{Z}]"  # what Python's str.isspace() accepts
+_RE2_CJK = (
+    r"[\x{3040}-\x{30ff}\x{3400}-\x{4dbf}\x{4e00}-\x{9fff}\x{ac00}-\x{d7af}\x{f900}-\x{faff}]"
+)
+_IDEOGRAPH = r"[\x{4e00}-\x{9fef}]"  # letters in every Unicode version
+_PLACEHOLDER_MAX = max(len(p) for p in PLACEHOLDERS)
+_WORD = r"A-Za-z0-9\x{4e00}-\x{9fef}"  # word characters, not `_`, in every Unicode version
+_SURE_CONTENT = rf"(?s)(?:[{_WORD}][^{_WORD}]*){{{_PLACEHOLDER_MAX + 1}}}"
+_END_RE2 = r"""[.!?。！？…:;：；)\]}"'”’）】》>`*|][ \t\n\r\x{0b}\f]*$"""
+
+
+@functools.cache
+def _refusal_candidates(phrases: tuple[str, ...]) -> str | None:
+    """An RE2 pattern that matches every output whose Python-lowered (and, unless ASCII,
+    space-collapsed) text contains a phrase: case-insensitive, any run of whitespace for a space,
+    and `İ` for `i` (the one character Python lowers to an ASCII letter plus a mark)."""
+    alts = []
+    for phrase in phrases:
+        out = []
+        for ch in phrase:
+            if ch == " ":
+                out.append(_PY_SPACE + "+")
+            elif ch == "i":
+                out.append(r"(?:i|\x{130})")
+            else:
+                out.append(re.escape(ch) if not ch.isalnum() else ch)
+        alts.append("".join(out))
+    return "(?i)(?:" + "|".join(alts) + ")" if alts else None
+
+
+def _mask(arr: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def arrow_signals(batch: Any, views: Any, params: SignalParams) -> dict[str, Any]:
+    """Every signal of a batch (a pyarrow RecordBatch/Table of records, and their
+    `batch.record_views`), as columns: numpy arrays, and a list for `refusal_match`."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from alpacacot.curation.batch import INPUT, INSTRUCTION, OUTPUT, USER, repetition
+
+    n = batch.num_rows
+    role, owner, segs = views.segment_role, views.segment_owner, views.segments
+    out_seg = np.flatnonzero(role == OUTPUT)
+    output = segs.take(pa.array(out_seg))
+    olen = views.output_chars
+    plen = views.prompt_chars
+    outputs: dict[int, str] = {}
+
+    def text_of(i: int) -> str:
+        if i not in outputs:
+            outputs[i] = output[i].as_py()
+        return outputs[i]
+
+    # refusal: the phrase search, on the few outputs a kernel finds a candidate phrase in
+    match: list[str | None] = [None] * n
+    pattern = _refusal_candidates(params.refusals)
+    if pattern is not None and n:
+        for i in np.flatnonzero(_mask(pc.match_substring_regex(output, pattern))).tolist():
+            text = text_of(i)
+            low = text.lower() if text.isascii() else _WS.sub(" ", text.lower())
+            found = _refusal_pattern(params.refusals).search(low)
+            match[i] = found.group(0) if found else None
+    # empty answer: settled by a kernel when the output holds more word characters than the
+    # longest placeholder
+    # (a match of "more than _PLACEHOLDER_MAX of them", not a count: RE2 stops at the first)
+    sure = _mask(pc.match_substring_regex(output, _SURE_CONTENT))
+    empty = np.zeros(n, dtype=bool)
+    for i in np.flatnonzero(~sure).tolist():
+        empty[i] = empty_answer(text_of(i))
+    # truncated: an odd number of fences; else only long outputs not ending in punctuation
+    fences = pc.count_substring(output, "```").to_numpy(zero_copy_only=False) % 2 == 1
+    ends = _mask(pc.match_substring_regex(output, _END_RE2))
+    cut = fences.copy()
+    for i in np.flatnonzero(~fences & (olen >= params.truncation_min_chars) & ~ends).tolist():
+        cut[i] = truncated(text_of(i), params)
+    # language mismatch: no CJK character on either side, or an ideograph on both, settles it
+    long_enough = (olen >= params.mismatch_min_chars) & (plen > 0)
+    mixed = np.zeros(n, dtype=bool)
+    if long_enough.any():
+        cjk_seg = _mask(pc.match_substring_regex(segs, _RE2_CJK))
+        ideo_seg = cjk_seg.copy()
+        ideo_seg[cjk_seg] = _mask(
+            pc.match_substring_regex(segs.filter(pa.array(cjk_seg)), _IDEOGRAPH)
+        )
+        in_prompt = (role == USER) | (role == INSTRUCTION) | (role == INPUT)
+
+        def anywhere(seg_flag: np.ndarray, sel: np.ndarray) -> np.ndarray:
+            return np.bincount(owner[seg_flag & sel], minlength=n) > 0
+
+        cjk_p, cjk_o = anywhere(cjk_seg, in_prompt), anywhere(cjk_seg, role == OUTPUT)
+        ideo_p, ideo_o = anywhere(ideo_seg, in_prompt), anywhere(ideo_seg, role == OUTPUT)
+        unsettled = long_enough & (cjk_p | cjk_o) & ~(ideo_p & ideo_o)
+        if params.cjk_share <= 0:  # then no CJK at all is enough for a mismatch
+            unsettled = long_enough
+        rows = np.flatnonzero(unsettled)
+        if rows.size:
+            records = batch.take(pa.array(rows)).to_pylist()
+            for i, record in zip(rows.tolist(), records, strict=True):
+                mixed[i] = lang_mismatch(prompt_text(record), text_of(i), params)
+    reps = repetition(views.answer, params.repetition_n, params.repetition_min_tokens)
+    return {
+        "refusal": np.array([m is not None for m in match], dtype=bool),
+        "refusal_match": match,
+        "lang_mismatch": mixed,
+        "empty_answer": empty,
+        "repetition": reps,
+        "truncated": cut,
+        "prompt_chars": plen,
+        "output_chars": olen,
+    }
