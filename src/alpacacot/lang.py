@@ -96,7 +96,15 @@ def _is_plain_english(text: str) -> bool:
         # Curly quotes, dashes, degree signs and emoji are common in English; accented letters not.
         if any(c.isalpha() for c in _NON_ASCII.findall(head)):
             return False
-        words = head.translate(_RULE_WORDS).split(maxsplit=RULE_WORDS)[:RULE_WORDS]
+        # The same translation on the UTF-8 bytes (~10x faster than str.translate's table lookup
+        # per character): it changes only ASCII bytes, which stand for themselves in UTF-8, and
+        # str.split() then cuts at the same (Unicode) whitespace.
+        words = (
+            head.encode("utf-8", "surrogatepass")
+            .translate(_RULE_BYTES)
+            .decode("utf-8", "surrogatepass")
+            .split(maxsplit=RULE_WORDS)[:RULE_WORDS]
+        )
         weights = _FUNCTION_WEIGHTS
     if len(words) < 8:
         return False
