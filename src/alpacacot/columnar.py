@@ -3,7 +3,7 @@
 A unit of a JSON Lines file (a byte range of one, or a whole small one) whose rows are mapped by
 the `fields` or `alpaca` normalizer onto instruction/input/output only is read by Arrow's JSON
 reader into three string columns, and the steps of `pipeline.py` run over those columns: cleaning
-(ASCII text is only trimmed; other text goes through `record.clean_text`), the content id (blake2b
+(ASCII text is only trimmed, other text NFC-normalized in Python and trimmed), the content id (blake2b
 in one tight loop over the column's bytes), dedup (numpy), the English function-word rule of
 `lang.py` (Arrow kernels over the rule's words; the records it does not settle go to the tagger
 itself), the record's columns, and the record schema check.
@@ -18,13 +18,14 @@ Python's `json` could read a line differently is not taken at all (`run` returns
   no value that is not a string or null, no lone surrogate (Arrow refuses all of these);
 - bytes that are not UTF-8 make the unit fall back (found where the text is turned into Python
   strings, or by decoding the lines that go to the per-record path);
-- a row goes to the per-record path when its line holds an escape that makes an ASCII control or
-  printable character (`\\b`, `\\f`, `\\r`, `\\u0000`-`\\u007f`), a DEL byte, `<noinput>` or
-  `<nooutput>` (the alpaca placeholders), when its instruction or output is null or missing, or
-  when either is empty after cleaning (its reject comes from there, with its reason).
+- a row goes to the per-record path when its line holds an escape that makes an ASCII or C1
+  character (`\\b`, `\\f`, `\\r`, `\\u0000`-`\\u009f`), a DEL byte or a C1 control character,
+  `<noinput>` or `<nooutput>` (the alpaca placeholders), when its instruction or output is null or
+  missing, or when either is empty after cleaning (its reject comes from there, with its reason).
 
-So the ASCII text this path cleans holds no control character but tab and line feed, and cleaning
-it is trimming spaces, tabs and line feeds.
+So the text this path cleans holds no control character but tab and line feed (Arrow refuses raw
+C0 bytes in a string) and no lone surrogate: `record.clean_text` of it is NFC and strip, and of
+ASCII text a trim of spaces, tabs and line feeds.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import io
 from typing import TYPE_CHECKING, Any
+from unicodedata import normalize
 
 import numpy as np
 import pyarrow as pa
@@ -41,7 +43,7 @@ import pyarrow.json as pj
 from alpacacot.lang import _FUNCTION_WEIGHTS, _RULE_BYTES, _WEIGHT, PREFIX, RULE_PREFIX, RULE_WORDS
 from alpacacot.normalizers.fields import DEFAULT_FIELDS
 from alpacacot.readers import _BOM, _is_utf8, read_jsonl
-from alpacacot.record import ARROW_SCHEMA, InvalidText, clean_text
+from alpacacot.record import ARROW_SCHEMA
 from alpacacot.writer import RowGroup
 
 if TYPE_CHECKING:
@@ -52,10 +54,13 @@ FAST_NORMALIZERS = ("fields", "alpaca")
 _OPEN, _CLOSE, _NL = ord("{"), ord("}"), ord("\n")
 # What sends the row of the line holding it to the per-record path (see above): the alpaca
 # placeholders, a DEL byte, and escapes of ASCII control or printable characters.
-_PLACEHOLDERS = (b"<noinput>", b"<nooutput>")
-_DEL, _BACKSLASH, _U, _ZERO, _SEVEN = 0x7F, ord("\\"), ord("u"), ord("0"), ord("7")
+_PLACEHOLDERS = [np.frombuffer(p, dtype=np.uint8) for p in (b"<noinput>", b"<nooutput>")]
+_WINDOW = max(map(len, _PLACEHOLDERS))
+_LT, _BACKSLASH, _U, _ZERO, _NINE = ord("<"), ord("\\"), ord("u"), ord("0"), ord("9")
 _SHORT_ESCAPES = np.frombuffer(b"bfr", dtype=np.uint8)
 _TRIM = " \t\n"
+# lang's _HAN and _HANGUL ranges: a text without them is no script rule's.
+_SCRIPTS = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff]"
 
 _WORDS = sorted(_FUNCTION_WEIGHTS)
 _WORD_SET = pa.array(_WORDS, pa.string())
@@ -105,44 +110,58 @@ def _read(unit: WorkUnit) -> tuple[bytes, int]:
 
 
 def _odd_offsets(body: bytes, raw: np.ndarray) -> np.ndarray:
-    """Where the byte strings that send a row to the per-record path are (see the docstring)."""
-    hits = [np.flatnonzero(raw == _DEL)]
-    for needle in _PLACEHOLDERS:
-        found = []
-        i = body.find(needle)
-        while i >= 0:
-            found.append(i)
-            i = body.find(needle, i + 1)
-        hits.append(np.array(found, dtype=np.int64))
-    # A backslash before b, f or r, or before u00 and 0-7 (an escaped backslash before such a
-    # letter counts too: its row only takes the longer way). The body ends with "}".
+    """Where the bytes that send a row to the per-record path are (see the module docstring)."""
+    hits = []
+    i = body.find(b"\x7f")
+    while i >= 0:
+        hits.append(i)
+        i = body.find(b"\x7f", i + 1)
+    found = [np.array(hits, dtype=np.int64)]
+    # The placeholders: a "<" and the bytes after it (the body ends with "}", so a "<" near its
+    # end begins no placeholder).
+    lt = np.flatnonzero(raw == _LT)
+    lt = lt[lt + _WINDOW <= len(raw)]
+    if len(lt):
+        window = raw[lt[:, None] + np.arange(_WINDOW)]
+        placeholder = np.zeros(len(lt), dtype=bool)
+        for needle in _PLACEHOLDERS:
+            placeholder |= (window[:, : len(needle)] == needle).all(axis=1)
+        found.append(lt[placeholder])
+    # A C1 control character (U+0080-U+009F: C2 80-9F in UTF-8).
+    c2 = np.flatnonzero(raw[:-1] == 0xC2)
+    found.append(c2[(raw[c2 + 1] >= 0x80) & (raw[c2 + 1] <= 0x9F)])
+    # A backslash before b, f or r, or before u00 and 0-9: an escape of an ASCII or a C1
+    # character (an escaped backslash before such a letter counts too: its row only takes the
+    # longer way).
     slash = np.flatnonzero(raw[:-1] == _BACKSLASH)
     after = raw[slash + 1]
     odd = np.isin(after, _SHORT_ESCAPES)
     u = np.flatnonzero(after == _U)
     if len(u):
         at = slash[u]
-        tail = np.full((len(at), 3), 0, dtype=np.uint8)
+        tail = np.zeros((len(at), 3), dtype=np.uint8)
         for k in range(3):
             ok = at + 2 + k < len(raw)
             tail[ok, k] = raw[at[ok] + 2 + k]
-        odd[u] = (tail[:, 0] == _ZERO) & (tail[:, 1] == _ZERO) & (tail[:, 2] >= _ZERO)
-        odd[u] &= tail[:, 2] <= _SEVEN
-        # An escape cut short by the end of the body is not valid JSON: Arrow refuses it.
-    hits.append(slash[odd])
-    return np.concatenate(hits)
+        # (An escape cut short by the end of the body is not valid JSON: Arrow refuses it.)
+        odd[u] = (tail[:, 0] == _ZERO) & (tail[:, 1] == _ZERO)
+        odd[u] &= (tail[:, 2] >= _ZERO) & (tail[:, 2] <= _NINE)
+    found.append(slash[odd])
+    return np.concatenate(found)
 
 
 def _clean(column: pa.Array, rows: np.ndarray) -> pa.Array:
-    """`clean_text` of every value: trimming for ASCII values, the function itself for the others
-    at `rows` (values elsewhere are left as they are: their rows take the per-record path)."""
+    """`record.clean_text` of every value at `rows` (values elsewhere are left as they are: their
+    rows take the per-record path): a trim for ASCII values, NFC and strip for the others."""
     ascii_ = pc.string_is_ascii(column).to_numpy(zero_copy_only=False)
     out = pc.utf8_trim(column, _TRIM)
     odd = ~ascii_
     odd[~rows] = False
     if odd.any():
         # to_pylist decodes with Python's UTF-8 decoder: bytes that are not UTF-8 raise there.
-        cleaned = [clean_text(v) for v in column.filter(pa.array(odd)).to_pylist()]
+        # These values hold no lone surrogate (they are UTF-8) and no control character (their
+        # rows would take the per-record path), and NFC makes none: clean_text is NFC and strip.
+        cleaned = [normalize("NFC", v).strip() for v in column.filter(pa.array(odd)).to_pylist()]
         out = pc.replace_with_mask(out, pa.array(odd), pa.array(cleaned, pa.string()))
     return out
 
@@ -208,43 +227,55 @@ def plain_english(heads: pa.Array) -> np.ndarray:
 def _languages(
     tagger: LanguageTagger, instruction: pa.Array, input_: pa.Array, output: pa.Array
 ) -> list[str]:
-    """`tagger(instruction, input, output)` of every row: the English rule on Arrow columns where
-    the texts are ASCII (no script rule applies to them), the tagger itself for the others."""
+    """`tagger(instruction, input, output)` of every row. Where the texts are ASCII, no script
+    rule applies: the English rule runs on Arrow columns, and the model on what it leaves. Where
+    no character of lang's Han and Hangul ranges is in the first 2,000 of the prompt or the
+    output, no script rule applies either: the tagger starts after them."""
     n = len(instruction)
-    langs: list[str | None] = [None] * n
-    if tagger._model is not None and n:
-        ascii_ = pc.and_(
-            pc.and_(pc.string_is_ascii(instruction), pc.string_is_ascii(input_)),
-            pc.string_is_ascii(output),
-        ).to_numpy(zero_copy_only=False)
-        rows = np.flatnonzero(ascii_)
-        if len(rows):
-            take = pa.array(rows)
-            inst, inp, out = (pc.take(c, take) for c in (instruction, input_, output))
-            prompt = pc.if_else(
-                pc.equal(pc.binary_length(inp), 0),
-                inst,
-                pc.binary_join_element_wise(inst, inp, "\n"),
-            )
-            prompt_head = pc.utf8_slice_codeunits(prompt, 0, PREFIX)
-            text = pc.binary_join_element_wise(
-                prompt_head, pc.utf8_slice_codeunits(out, 0, PREFIX), " "
-            )
-            english = plain_english(pc.utf8_slice_codeunits(text, 0, RULE_PREFIX))
-            # The prompt alone decides too (every output here is non-empty).
+    if tagger._model is None or not n:
+        texts = [c.to_pylist() for c in (instruction, input_, output)]
+        return [tagger(a, b, c) for a, b, c in zip(*texts, strict=True)]
+    langs = ["en"] * n
+    prompt = pc.if_else(
+        pc.equal(pc.binary_length(input_), 0),
+        instruction,
+        pc.binary_join_element_wise(instruction, input_, "\n"),
+    )
+    ascii_ = pc.and_(pc.string_is_ascii(prompt), pc.string_is_ascii(output))
+    ascii_ = ascii_.to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(ascii_)
+    if len(rows):
+        take = pa.array(rows)
+        prompt_head = pc.utf8_slice_codeunits(pc.take(prompt, take), 0, PREFIX)
+        text = pc.binary_join_element_wise(
+            prompt_head, pc.utf8_slice_codeunits(pc.take(output, take), 0, PREFIX), " "
+        )
+        english = plain_english(pc.utf8_slice_codeunits(text, 0, RULE_PREFIX))
+        # The prompt alone decides too (every output here is non-empty).
+        rest = np.flatnonzero(~english)
+        if len(rest):
+            head = pc.utf8_slice_codeunits(pc.take(prompt_head, pa.array(rest)), 0, RULE_PREFIX)
+            english[rest[plain_english(head)]] = True
             rest = np.flatnonzero(~english)
-            if len(rest):
-                head = pc.utf8_slice_codeunits(pc.take(prompt_head, pa.array(rest)), 0, RULE_PREFIX)
-                english[rest[plain_english(head)]] = True
-            for i in rows[english].tolist():
-                langs[i] = "en"
-    todo = [i for i, lang in enumerate(langs) if lang is None]
-    if todo:
-        take = pa.array(todo, pa.int64())
-        texts = [pc.take(c, take).to_pylist() for c in (instruction, input_, output)]
-        for i, a, b, c in zip(todo, *texts, strict=True):
-            langs[i] = tagger(a, b, c)
-    return langs  # type: ignore[return-value]
+            guess = tagger.model_guess
+            for i, t in zip(
+                rows[rest].tolist(), pc.take(text, pa.array(rest)).to_pylist(), strict=True
+            ):
+                langs[i] = guess(t)
+    rows = np.flatnonzero(~ascii_)
+    if len(rows):
+        take = pa.array(rows)
+        prompts, outputs = pc.take(prompt, take), pc.take(output, take)
+        scripts = pc.or_(
+            pc.match_substring_regex(pc.utf8_slice_codeunits(prompts, 0, 2000), _SCRIPTS),
+            pc.match_substring_regex(pc.utf8_slice_codeunits(outputs, 0, 2000), _SCRIPTS),
+        ).to_numpy(zero_copy_only=False)
+        of_prompt, unscripted = tagger.of_prompt, tagger.unscripted
+        for i, p, o, s in zip(
+            rows.tolist(), prompts.to_pylist(), outputs.to_pylist(), scripts.tolist(), strict=True
+        ):
+            langs[i] = of_prompt(p, o) if s else unscripted(p, o)
+    return langs
 
 
 def _constant_list(values: list[str], n: int) -> pa.Array:
@@ -361,7 +392,7 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
     inst, out = pc.fill_null(inst, ""), pc.fill_null(out, "")
     try:
         inst, inp, out = (_clean(c, ~slow) for c in (inst, inp, out))
-    except (UnicodeDecodeError, InvalidText):
+    except UnicodeDecodeError:
         raise _NotTaken from None
     slow |= pc.equal(pc.binary_length(inst), 0).to_numpy(zero_copy_only=False)
     slow |= pc.equal(pc.binary_length(out), 0).to_numpy(zero_copy_only=False)

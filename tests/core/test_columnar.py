@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 import yaml
 
@@ -280,3 +281,27 @@ def test_the_english_rule_on_columns_is_the_rule_on_each_text():
         texts.append(rng.choice([" ", "", "  ", "."]).join(parts)[:RULE_PREFIX])
     got = columnar.plain_english(pa.array(texts, pa.string()))
     assert got.tolist() == [_is_plain_english(t) for t in texts]
+
+
+def test_nfc_makes_no_control_character():
+    """The columnar path cleans text that holds no control character by NFC and strip alone:
+    NFC of any other character holds none, and no control character is a composition."""
+    import sys
+    import unicodedata
+
+    from alpacacot.record import _CONTROL
+
+    for cp in range(sys.maxunicode + 1):
+        c = chr(cp)
+        if _CONTROL.match(c):
+            assert unicodedata.decomposition(c) == ""
+        elif not 0xD800 <= cp <= 0xDFFF:
+            assert not _CONTROL.search(unicodedata.normalize("NFC", c)), hex(cp)
+
+
+def test_the_script_ranges_are_those_of_the_tagger():
+    from alpacacot.lang import _HAN, _HANGUL
+
+    chars = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp <= 0xDFFF]
+    got = pc.match_substring_regex(pa.array(chars, pa.string()), columnar._SCRIPTS).to_pylist()
+    assert got == [bool(_HAN.search(c) or _HANGUL.search(c)) for c in chars]
