@@ -332,9 +332,10 @@ class _NotTaken(Exception):
 
 
 def run(unit: WorkUnit, tagger: LanguageTagger) -> tuple[Any, ...] | None:
-    """Take `unit` through the steps on Arrow columns up to the record schema check: (the
-    candidates' table, their short ids, their text lengths, the rejects as (candidates before,
-    line), counts), as the per-record path makes them; None when the unit must take that path."""
+    """Take `unit` through the steps on Arrow columns: (the candidates' table, their short ids,
+    their text lengths, the record schema's reject lines by candidate, the rejects as (candidates
+    before, line), counts), as the per-record path makes them; None when the unit must take that
+    path."""
     columns = text_columns(unit)
     if columns is None:
         return None
@@ -447,22 +448,18 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
     is_survivor = np.zeros(n, dtype=bool)
     is_survivor[survivors] = True
     fast_kept = is_survivor[fast_rows]
-    take = pa.array(np.flatnonzero(fast_kept))
-    inst, inp, out = (pc.take(c, take) for c in (inst, inp, out))
-    if not fast_kept.all():
-        digests = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16)[fast_kept].tobytes()
-    ids = _hex_ids(digests, len(take))
     fast_survivors = fast_rows[fast_kept]
-    fast_text = (
-        pc.add(pc.add(pc.utf8_length(inst), pc.utf8_length(inp)), pc.utf8_length(out))
-        .to_numpy(zero_copy_only=False)
-        .astype(np.int64)
-    )
-    batch = _fast_batch(
-        unit, ids, inst, inp, out, _languages(tagger, inst, inp, out), fast_survivors + first_row
-    )
+    if not fast_kept.all():
+        take = pa.array(np.flatnonzero(fast_kept))
+        inst, inp, out = (pc.take(c, take) for c in (inst, inp, out))
+        digests = np.frombuffer(digests, dtype=np.uint8).reshape(-1, 16)[fast_kept].tobytes()
+    ids = _hex_ids(digests, len(fast_survivors))
     text_bytes = np.zeros(n, dtype=np.int64)
-    text_bytes[fast_survivors] = fast_text
+    text_bytes[fast_survivors] = pc.add(
+        pc.add(pc.utf8_length(inst), pc.utf8_length(inp)), pc.utf8_length(out)
+    ).to_numpy(zero_copy_only=False)
+    langs = _languages(tagger, inst, inp, out)
+    batch = _fast_batch(unit, ids, inst, inp, out, langs, fast_survivors + first_row)
 
     # The slow survivors, through the per-record steps.
     slow_survivors = [
@@ -470,24 +467,49 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
         for i, s in zip(slow_rows.tolist(), slow_settled, strict=True)
         if type(s) is not str and is_survivor[i]
     ]
-    tables = [pa.Table.from_batches([batch])]
-    if slow_survivors:
-        group = RowGroup(key, entry.license, prov_file, cf.revision)
-        for i, settled in slow_survivors:
-            record = complete(settled, first_row + i, tagger, entry.record_tags)
-            text_bytes[i] = record[1]
-            _append(group, record[2:])
-        try:
-            tables.append(pa.Table.from_batches([group.to_batch()]))
-        except (pa.ArrowException, ValueError, TypeError):
-            raise _NotTaken from None
+    group = RowGroup(key, entry.license, prov_file, cf.revision)
+    for i, settled in slow_survivors:
+        record = complete(settled, first_row + i, tagger, entry.record_tags)
+        text_bytes[i] = record[1]
+        _append(group, record[2:])
+    try:
+        slow_batch = group.to_batch()
+    except (pa.ArrowException, ValueError, TypeError):
+        raise _NotTaken from None
+    table, broken = _in_order(
+        key,
+        batch,
+        slow_batch,
+        np.searchsorted(survivors, [i for i, _ in slow_survivors]),
+        unit.options.validate,
+    )
+    return table, shorts[survivors], text_bytes[survivors], broken, rejects, counts
+
+
+def _in_order(
+    key: str, fast: pa.RecordBatch, slow: pa.RecordBatch, at: np.ndarray, validate: bool
+) -> tuple[pa.Table, dict[int, str]]:
+    """The fast and the slow records in one table, the slow ones at positions `at`, checked
+    against the record schema: the records it accepts and the reject lines of the others, by
+    position (as `pipeline.check_table` words them)."""
+    from alpacacot.pipeline import check_table, columnar_validator
+
+    if validate and (columnar_validator()(fast) or (len(slow) and columnar_validator()(slow))):
+        # A record the schema refuses (rare): the whole table in order, checked as one.
         order = np.argsort(
-            np.concatenate((fast_survivors, [i for i, _ in slow_survivors])), kind="stable"
+            np.concatenate((np.setdiff1d(np.arange(len(fast) + len(slow)), at), at)),
+            kind="stable",
         )
-        merged = pa.concat_tables(tables).take(pa.array(order))
-    else:
-        merged = tables[0]
-    return merged, shorts[survivors], text_bytes[survivors], rejects, counts
+        table = pa.Table.from_batches([fast, slow]).take(pa.array(order))
+        return check_table(key, table)
+    # Zero-copy: slices of the fast records between the slow ones.
+    pieces, done = [], 0
+    for k, position in enumerate(at.tolist()):
+        pieces.append(fast.slice(done, position - k - done))
+        pieces.append(slow.slice(k, 1))
+        done = position - k
+    pieces.append(fast.slice(done))
+    return pa.Table.from_batches(pieces, schema=ARROW_SCHEMA), {}
 
 
 def _append(group: RowGroup, record: tuple[Any, ...]) -> None:

@@ -552,16 +552,13 @@ def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
 
     fast = columnar.run(unit, tagger)
     if fast is not None:
-        table, ids, text_bytes, rejects, counts = fast
+        table, ids, text_bytes, broken, rejects, counts = fast
         if report:
             every = options.progress_every
             for _ in range(counts.read // every):
                 report(every)
             if counts.read % every:
                 report(counts.read % every)
-        broken: dict[int, str] = {}
-        if options.validate:
-            table, broken = check_table(key, table)
         return unit_output(table, ids, text_bytes, broken, rejects, counts, spill)
     base_tags = entry.record_tags
     counts = Counts()

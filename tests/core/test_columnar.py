@@ -305,3 +305,24 @@ def test_the_script_ranges_are_those_of_the_tagger():
     chars = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp <= 0xDFFF]
     got = pc.match_substring_regex(pa.array(chars, pa.string()), columnar._SCRIPTS).to_pylist()
     assert got == [bool(_HAN.search(c) or _HANGUL.search(c)) for c in chars]
+
+
+def test_records_the_schema_refuses_are_rejected_the_same_way_both_ways(tmp_path, monkeypatch):
+    """Records the record schema check flags, among the fast rows and the per-record ones, leave
+    the same reject lines in the same places (a stand-in check flags them by their text)."""
+    from alpacacot import pipeline
+
+    def flag(batch: pa.RecordBatch) -> dict[int, str]:
+        texts = batch.column("instruction").to_pylist()
+        return {i: "instruction (pattern)" for i, t in enumerate(texts) if "BREAK" in t}
+
+    monkeypatch.setattr(pipeline, "columnar_validator", lambda: flag)
+    lines = _rows(6)[:80]
+    lines[5] = _line({"instruction": "BREAK fast", "input": "", "output": "o"})
+    lines[9] = _line({"instruction": "BREAK slow", "input": "<noinput>", "output": "o"})
+    lines[10] = _line({"instruction": "slow \u0085", "input": "", "output": "o"})
+    lines[40] = _line({"instruction": "BREAK again", "input": "", "output": "o"})
+    catalog = _catalog(tmp_path, {"flagged": b"".join(lines)})
+    fast, slow, taken = _build_both(catalog, tmp_path, monkeypatch, 1 << 24)
+    assert fast == slow and taken
+    assert fast[1]["sources"]["flagged"]["counts"]["rejected"] >= 3
