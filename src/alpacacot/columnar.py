@@ -109,13 +109,14 @@ def _read(unit: WorkUnit) -> tuple[bytes, int]:
     return data, first_row
 
 
-def _odd_offsets(body: bytes, raw: np.ndarray) -> np.ndarray:
-    """Where the bytes that send a row to the per-record path are (see the module docstring)."""
+def _odd_offsets(data: bytes, raw: np.ndarray) -> np.ndarray:
+    """Where the bytes that send a row to the per-record path are in the body `raw` (the start of
+    `data`; see the module docstring)."""
     hits = []
-    i = body.find(b"\x7f")
+    i = data.find(b"\x7f", 0, len(raw))
     while i >= 0:
         hits.append(i)
-        i = body.find(b"\x7f", i + 1)
+        i = data.find(b"\x7f", i + 1, len(raw))
     found = [np.array(hits, dtype=np.int64)]
     # The placeholders: a "<" and the bytes after it (the body ends with "}", so a "<" near its
     # end begins no placeholder).
@@ -161,8 +162,19 @@ def _clean(column: pa.Array, rows: np.ndarray) -> pa.Array:
         # to_pylist decodes with Python's UTF-8 decoder: bytes that are not UTF-8 raise there.
         # These values hold no lone surrogate (they are UTF-8) and no control character (their
         # rows would take the per-record path), and NFC makes none: clean_text is NFC and strip.
-        cleaned = [normalize("NFC", v).strip() for v in column.filter(pa.array(odd)).to_pylist()]
-        out = pc.replace_with_mask(out, pa.array(odd), pa.array(cleaned, pa.string()))
+        # Most of them only lose the same spaces, tabs and line feeds as the trim: only values
+        # NFC or another whitespace changes are replaced in the column.
+        values = column.filter(pa.array(odd)).to_pylist()
+        changed = []
+        for k, v in enumerate(values):
+            cleaned = normalize("NFC", v).strip()
+            if cleaned != v.strip(_TRIM):
+                changed.append((k, cleaned))
+        if changed:
+            where = np.zeros(len(column), dtype=bool)
+            where[np.flatnonzero(odd)[[k for k, _ in changed]]] = True
+            replacements = pa.array([c for _, c in changed], pa.string())
+            out = pc.replace_with_mask(out, pa.array(where), replacements)
     return out
 
 
@@ -351,10 +363,11 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
     entry, cf = unit.entry, unit.file
     inst_col, input_col, out_col = columns
     data, first_row = _read(unit)
-    body = data[:-1] if data.endswith(b"\n") else data
-    if not body or body[0] != _OPEN or body[-1] != _CLOSE:
+    # The body: the unit without its last line end (a view, not a copy).
+    size = len(data) - 1 if data.endswith(b"\n") else len(data)
+    if not size or data[0] != _OPEN or data[size - 1] != _CLOSE:
         raise _NotTaken
-    raw = np.frombuffer(body, dtype=np.uint8)
+    raw = np.frombuffer(data, dtype=np.uint8, count=size)
     newlines = np.flatnonzero(raw == _NL)
     if len(newlines) and not (
         (raw[newlines - 1] == _CLOSE).all() and (raw[newlines + 1] == _OPEN).all()
@@ -367,8 +380,8 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
     fields.append(pa.field(out_col, pa.string()))
     try:
         table = pj.read_json(
-            pa.BufferReader(body),
-            read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(body) + 1)),
+            pa.BufferReader(pa.py_buffer(data).slice(0, size)),
+            read_options=pj.ReadOptions(use_threads=False, block_size=max(1 << 20, size + 1)),
             parse_options=pj.ParseOptions(
                 explicit_schema=pa.schema(fields), unexpected_field_behavior="error"
             ),
@@ -385,7 +398,7 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
         else pa.repeat(pa.scalar("", pa.string()), n)
     )
     slow = np.zeros(n, dtype=bool)
-    hits = _odd_offsets(body, raw)
+    hits = _odd_offsets(data, raw)
     if len(hits):
         slow[np.searchsorted(newlines, hits)] = True
     slow |= inst.is_null().to_numpy(zero_copy_only=False)
@@ -401,10 +414,10 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
     # The rows the per-record path settles: their own lines, read as read_jsonl reads them.
     slow_rows = np.flatnonzero(slow)
     starts = np.concatenate(([0], newlines + 1))
-    ends = np.concatenate((newlines, [len(body)]))
+    ends = np.concatenate((newlines, [size]))
     lines = []
     for i in slow_rows.tolist():
-        line = body[starts[i] : ends[i]]
+        line = data[starts[i] : ends[i]]
         try:
             line.decode(entry.encoding)
         except UnicodeDecodeError:
