@@ -353,7 +353,8 @@ def run(unit: WorkUnit, tagger: LanguageTagger) -> tuple[Any, ...] | None:
         return None
     try:
         return _run(unit, tagger, columns)
-    except _NotTaken:
+    except (_NotTaken, pa.ArrowException, UnicodeDecodeError):
+        # (Arrow's UTF-8 kernels refuse bytes that are not UTF-8, as Python's decoder does.)
         return None
 
 

@@ -110,6 +110,8 @@ UNUSUAL = {
     "array_line": b'["a", "b"]\n',
     "scalar_line": b"42\n",
     "invalid_utf8": b'{"instruction": "bad \xff byte", "input": "", "output": "o"}\n',
+    "invalid_utf8_at_end": b'{"instruction": "i", "input": "", "output": "bad \xc3"}\n',
+    "invalid_utf8_slow_row": b'{"instruction": "\\b \xe4\xb8", "input": "", "output": "o"}\n',
     "lone_surrogate": b'{"instruction": "lone \\udc00", "input": "", "output": "o"}\n',
     "lone_high_surrogate": b'{"instruction": "lone \\ud800 x", "input": "", "output": "o"}\n',
     "raw_tab": b'{"instruction": "raw\ttab", "input": "", "output": "o"}\n',
