@@ -9,7 +9,8 @@ source would write: the record JSON Schema's rejects of a row group reach the re
 their group is full, after the rejects of rows read later in that group.
 
 `process_source` builds one source in this process; `build.py` runs the units on an executor. The
-steps know nothing of where they run or of the other units and sources.
+steps know nothing of where they run or of the other units and sources. A unit of JSON Lines mapped
+by `fields` or `alpaca` runs them on Arrow columns instead (`columnar.py`), with the same output.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from alpacacot import columnar
 from alpacacot.catalog import DatasetEntry
 from alpacacot.collectors import CollectedFile
 from alpacacot.errors import AlpacacotError, SourceFailed, describe_failure
@@ -548,8 +550,8 @@ def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
     spill = None
     if unit.spill and unit.merge_into is None:
         spill = Path(unit.spill) / f"{unit.seq:06d}.arrow"
-    from alpacacot import columnar
-
+    # A unit of JSON Lines mapped onto instruction/input/output takes the same steps on Arrow
+    # columns, with the same result (`columnar.py`); None: this unit takes them record by record.
     fast = columnar.run(unit, tagger)
     if fast is not None:
         table, ids, text_bytes, broken, rejects, counts = fast
