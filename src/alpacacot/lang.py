@@ -96,7 +96,15 @@ def _is_plain_english(text: str) -> bool:
         # Curly quotes, dashes, degree signs and emoji are common in English; accented letters not.
         if any(c.isalpha() for c in _NON_ASCII.findall(head)):
             return False
-        words = head.translate(_RULE_WORDS).split(maxsplit=RULE_WORDS)[:RULE_WORDS]
+        # The same translation on the UTF-8 bytes (~10x faster than str.translate's table lookup
+        # per character): it changes only ASCII bytes, which stand for themselves in UTF-8, and
+        # str.split() then cuts at the same (Unicode) whitespace.
+        words = (
+            head.encode("utf-8", "surrogatepass")
+            .translate(_RULE_BYTES)
+            .decode("utf-8", "surrogatepass")
+            .split(maxsplit=RULE_WORDS)[:RULE_WORDS]
+        )
         weights = _FUNCTION_WEIGHTS
     if len(words) < 8:
         return False
@@ -171,12 +179,20 @@ class LanguageTagger:
             self._model = _langdetect_backend()
 
     def __call__(self, instruction: str, input: str, output: str) -> str:
-        prompt = f"{instruction}\n{input}" if input else instruction
+        return self.of_prompt(f"{instruction}\n{input}" if input else instruction, output)
+
+    def of_prompt(self, prompt: str, output: str) -> str:
+        """The language of a record whose instruction and input are joined into `prompt`."""
         lang = _script_language(prompt[:2000])
         if lang:
             return lang
         if _script_language(output[:2000]) == "zh" and not _LATIN_WORD.search(prompt):
             return "zh"
+        return self.unscripted(prompt, output)
+
+    def unscripted(self, prompt: str, output: str) -> str:
+        """The language of a record the script rules leave undecided (`prompt` is the instruction
+        and input as `__call__` joins them); `columnar.py` calls it when it knows as much."""
         if self._model is None:
             return self.fallback
         text = f"{prompt[:PREFIX]} {output[:PREFIX]}"
@@ -184,10 +200,15 @@ class LanguageTagger:
             # The prompt alone decides when the answer is in another language ("Translate ...
             # into German" and its German answer): the record is in the prompt's language.
             return "en"
+        return self.model_guess(text)
+
+    def model_guess(self, text: str) -> str:
+        """The model's language for `text` (a record's prompt and output heads, as `unscripted`
+        joins them), once no rule settles it."""
         text = " ".join(text.split())
         if not text:
             return self.fallback
-        lang, score = self._model(text)
+        lang, score = self._model(text)  # type: ignore[misc]
         if score < MIN_SCORE:
             return self.fallback if self.fallback != "und" else lang
         return lang

@@ -9,7 +9,8 @@ source would write: the record JSON Schema's rejects of a row group reach the re
 their group is full, after the rejects of rows read later in that group.
 
 `process_source` builds one source in this process; `build.py` runs the units on an executor. The
-steps know nothing of where they run or of the other units and sources.
+steps know nothing of where they run or of the other units and sources. A unit of JSON Lines mapped
+by `fields` or `alpaca` runs them on Arrow columns instead (`columnar.py`), with the same output.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from alpacacot import columnar
 from alpacacot.catalog import DatasetEntry
 from alpacacot.collectors import CollectedFile
 from alpacacot.errors import AlpacacotError, SourceFailed, describe_failure
@@ -377,24 +379,68 @@ class _Candidates:
         self, rejects: list[tuple[int, str]], counts: Counts, spill: Path | None
     ) -> UnitOutput:
         self.flush()
-        table: pa.Table | None = pa.Table.from_batches(self.batches, schema=ARROW_SCHEMA)
-        table_file = None
-        if spill is not None:
-            # Through the page cache instead of a pipe: the merging process maps the file.
-            table_file = str(spill)
-            with pa.OSFile(table_file, "wb") as sink, pa.ipc.new_file(sink, ARROW_SCHEMA) as w:
-                w.write_table(table)
-            table = None
-        return UnitOutput(
-            table=table,
-            table_file=table_file,
-            ids=np.array(self.ids, dtype=np.uint64),
-            text_bytes=np.array(self.text_bytes, dtype=np.int64),
-            broken=self.broken,
-            rejects=rejects,
-            read=counts.read,
-            duplicates=counts.duplicates,
+        return unit_output(
+            pa.Table.from_batches(self.batches, schema=ARROW_SCHEMA),
+            np.array(self.ids, dtype=np.uint64),
+            np.array(self.text_bytes, dtype=np.int64),
+            self.broken,
+            rejects,
+            counts,
+            spill,
         )
+
+
+def unit_output(
+    table: pa.Table,
+    ids: np.ndarray,
+    text_bytes: np.ndarray,
+    broken: dict[int, str],
+    rejects: list[tuple[int, str]],
+    counts: Counts,
+    spill: Path | None,
+) -> UnitOutput:
+    table_file = None
+    if spill is not None:
+        # Through the page cache instead of a pipe: the merging process maps the file.
+        table_file = str(spill)
+        with pa.OSFile(table_file, "wb") as sink, pa.ipc.new_file(sink, ARROW_SCHEMA) as w:
+            w.write_table(table)
+        table = None
+    return UnitOutput(
+        table=table,
+        table_file=table_file,
+        ids=ids,
+        text_bytes=text_bytes,
+        broken=broken,
+        rejects=rejects,
+        read=counts.read,
+        duplicates=counts.duplicates,
+    )
+
+
+def check_table(key: str, table: pa.Table) -> tuple[pa.Table, dict[int, str]]:
+    """The records of `table` the record schema accepts, and the reject lines of the others by
+    their row in `table` (as `_Candidates._check` makes them for a row group)."""
+    if not table.num_rows:
+        return table, {}
+    batch = table.combine_chunks().to_batches()[0]
+    broken_rows = columnar_validator()(batch)
+    if not broken_rows:
+        return table, {}
+    broken: dict[int, str] = {}
+    for i, path in broken_rows.items():
+        record = batch.slice(i, 1).to_pylist()[0]
+        field_name, reason = schema_problem(record) or (
+            _field_of(path),
+            f"schema: {path} is not valid",
+        )
+        provenance = record["provenance"]
+        broken[i] = RejectWriter.line(
+            key, provenance["file"], provenance["row"], field_name, reason, record
+        )
+    keep = np.ones(batch.num_rows, dtype=bool)
+    keep[list(broken_rows)] = False
+    return pa.Table.from_batches([batch.filter(pa.array(keep))]), broken
 
 
 @dataclass
@@ -446,12 +492,76 @@ def _reporting(report: Progress, key: str) -> Progress:
     return report_progress
 
 
+# What `settle` makes of a row that can become a record: (short id, id, instruction, input,
+# output, history, system, rejected, draft).
+Settled = tuple[int, str, str, str, str, list[dict[str, str]], "str | None", "str | None", Draft]
+
+
+def settle(key: str, file: str, row: int, item: Draft | RowError | RejectRow) -> str | Settled:
+    """The reject line of a row that cannot become a record, or its cleaned texts and id."""
+    if isinstance(item, RowError):
+        return RejectWriter.line(key, file, row, None, item.reason, item.raw)
+    if isinstance(item, RejectRow):
+        return RejectWriter.line(key, file, row, item.field, item.reason, getattr(item, "raw", ""))
+    try:
+        instruction, input_, output, history = clean_draft(item)
+        system, rejected = clean_optional(item)
+    except RejectRow as exc:
+        return RejectWriter.line(key, file, row, exc.field, exc.reason, item)
+    rid = record_id(instruction, input_, output, history)
+    return int(rid[:16], 16), rid, instruction, input_, output, history, system, rejected, item
+
+
+def complete(
+    settled: Settled, row: int, tagger: LanguageTagger, base_tags: list[str]
+) -> tuple[Any, ...]:
+    """A settled row that is not a duplicate, as `_Candidates.add` takes it: its language, tags
+    and meta added."""
+    short, rid, instruction, input_, output, history, system, rejected, item = settled
+    extra_tags = item.get("tags")
+    meta = item.get("meta")
+    text_bytes = len(instruction) + len(input_) + len(output)
+    if system or rejected:
+        text_bytes += len(system or "") + len(rejected or "")
+    return (
+        short,
+        text_bytes,
+        rid,
+        instruction,
+        input_,
+        output,
+        history,
+        tagger(instruction, input_, output),
+        base_tags + [t for t in extra_tags if t not in base_tags] if extra_tags else base_tags,
+        row,
+        encode_meta(meta) if meta else "{}",
+        system,
+        rejected,
+    )
+
+
 def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
     entry, cf, options = unit.entry, unit.file, unit.options
     key = entry.key
     if report is not None:
         report = _reporting(report, key)
     tagger = LanguageTagger(options.lang_backend, entry.languages)
+    # (A unit merged where it runs keeps its records in memory.)
+    spill = None
+    if unit.spill and unit.merge_into is None:
+        spill = Path(unit.spill) / f"{unit.seq:06d}.arrow"
+    # A unit of JSON Lines mapped onto instruction/input/output takes the same steps on Arrow
+    # columns, with the same result (`columnar.py`); None: this unit takes them record by record.
+    fast = columnar.run(unit, tagger)
+    if fast is not None:
+        table, ids, text_bytes, broken, rejects, counts = fast
+        if report:
+            every = options.progress_every
+            for _ in range(counts.read // every):
+                report(every)
+            if counts.read % every:
+                report(counts.read % every)
+        return unit_output(table, ids, text_bytes, broken, rejects, counts, spill)
     base_tags = entry.record_tags
     counts = Counts()
     seen: set[int] = set()
@@ -460,7 +570,6 @@ def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
     add = candidates.add
     ids = candidates.ids
     rejects: list[tuple[int, str]] = []
-    line = RejectWriter.line
     prov_file = cf.display
     since_progress = 0
     for row, item in iter_drafts(entry, cf, unit.rows, unit.span, unit.columns):
@@ -469,52 +578,18 @@ def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
         if report and since_progress >= options.progress_every:
             report(since_progress)
             since_progress = 0
-        if isinstance(item, RowError):
-            rejects.append((len(ids), line(key, prov_file, row, None, item.reason, item.raw)))
+        settled = settle(key, prov_file, row, item)
+        if type(settled) is str:
+            rejects.append((len(ids), settled))
             continue
-        if isinstance(item, RejectRow):
-            raw = getattr(item, "raw", "")
-            rejects.append((len(ids), line(key, prov_file, row, item.field, item.reason, raw)))
-            continue
-        try:
-            instruction, input_, output, history = clean_draft(item)
-            system, rejected = clean_optional(item)
-        except RejectRow as exc:
-            rejects.append((len(ids), line(key, prov_file, row, exc.field, exc.reason, item)))
-            continue
-        rid = record_id(instruction, input_, output, history)
-        short = int(rid[:16], 16)
+        short = settled[0]
         if short in seen:
             counts.duplicates += 1
             continue
         seen.add(short)
-        lang = tagger(instruction, input_, output)
-        extra_tags = item.get("tags")
-        meta = item.get("meta")
-        text_bytes = len(instruction) + len(input_) + len(output)
-        if system or rejected:
-            text_bytes += len(system or "") + len(rejected or "")
-        add(
-            short,
-            text_bytes,
-            rid,
-            instruction,
-            input_,
-            output,
-            history,
-            lang,
-            base_tags + [t for t in extra_tags if t not in base_tags] if extra_tags else base_tags,
-            row,
-            encode_meta(meta) if meta else "{}",
-            system,
-            rejected,
-        )
+        add(*complete(settled, row, tagger, base_tags))
     if report and since_progress:
         report(since_progress)
-    # (A unit merged where it runs keeps its records in memory.)
-    spill = None
-    if unit.spill and unit.merge_into is None:
-        spill = Path(unit.spill) / f"{unit.seq:06d}.arrow"
     return candidates.output(rejects, counts, spill)
 
 

@@ -307,10 +307,14 @@ class SourceMerge:
     def add(self, out: UnitOutput) -> None:
         """Take the next unit's output."""
         self.counts.read += out.read
-        ids = out.ids.tolist()
+        # A unit's ids are distinct (it drops its own duplicates): a set operation per unit finds
+        # those an earlier unit had, instead of a lookup per record in Python.
+        ids = out.ids
+        new = set(ids.tolist())
         seen = self.seen
-        keep = np.fromiter((i not in seen for i in ids), dtype=bool, count=len(ids))
-        seen.update(ids)
+        earlier = seen.intersection(new)
+        keep = ~np.isin(ids, np.fromiter(earlier, dtype=np.uint64, count=len(earlier)))
+        seen |= new
         self.counts.duplicates += out.duplicates + int(len(ids) - keep.sum())
         before = np.concatenate(([0], np.cumsum(keep)))
         added = self.added

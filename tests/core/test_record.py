@@ -275,6 +275,7 @@ def test_the_columnar_check_refuses_a_schema_it_cannot_check(change, message):
 def shouting_is_tagged_english(monkeypatch):
     """The language tagger answers "English" (not a language code) for instructions that shout: a
     record the build makes that breaks the record schema."""
+    from alpacacot import columnar
     from alpacacot.lang import LanguageTagger
 
     real_call = LanguageTagger.__call__
@@ -283,6 +284,15 @@ def shouting_is_tagged_english(monkeypatch):
         "__call__",
         lambda self, i, inp, out: "English" if "shout" in i else real_call(self, i, inp, out),
     )
+    # The records the columnar path tags (columnar.py) are tagged on Arrow columns.
+    real_languages = columnar._languages
+
+    def languages(tagger, instruction, input_, output):
+        langs = real_languages(tagger, instruction, input_, output)
+        texts = instruction.to_pylist()
+        return ["English" if "shout" in i else lang for i, lang in zip(texts, langs, strict=True)]
+
+    monkeypatch.setattr(columnar, "_languages", languages)
 
 
 @pytest.mark.usefixtures("shouting_is_tagged_english")
