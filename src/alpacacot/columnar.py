@@ -23,6 +23,16 @@ Python's `json` could read a line differently is not taken at all (`run` returns
   `<noinput>` or `<nooutput>` (the alpaca placeholders), when its instruction or output is null or
   missing, or when either is empty after cleaning (its reject comes from there, with its reason).
 
+A whole JSON array file of at most a few units (UTF-8, uncompressed) is parsed by `json` in the
+unit, and the rows a reader hands on (a larger array, any other format) are taken as they are:
+their mapped values are gathered into the three columns in one pass. A row goes to the per-record
+path when it is not an object holding only the mapped fields with string values (the input may
+be null or missing; any other field would go into its meta), or when a value holds a control
+character but tab and line feed, or a placeholder. Where `json` and the reader's parser (ijson)
+could read the file differently the unit is not taken: NaN or Infinity, an integer past 64 bits,
+a number past the largest double, an item that is not an object, bytes that are not UTF-8, a lone
+surrogate (Arrow refuses one in a mapped value; the per-record rows are looked through).
+
 So the text this path cleans holds no control character but tab and line feed (Arrow refuses raw
 C0 bytes in a string) and no lone surrogate: `record.clean_text` of it is NFC and strip, and of
 ASCII text a trim of spaces, tabs and line feeds.
@@ -32,6 +42,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from unicodedata import normalize
 
@@ -51,7 +64,7 @@ if TYPE_CHECKING:
     from alpacacot.units import WorkUnit
 
 FAST_NORMALIZERS = ("fields", "alpaca")
-_OPEN, _CLOSE, _NL = ord("{"), ord("}"), ord("\n")
+_OPEN, _CLOSE, _NL, _TAB = ord("{"), ord("}"), ord("\n"), ord("\t")
 # What sends the row of the line holding it to the per-record path (see above): the alpaca
 # placeholders, a DEL byte, and escapes of ASCII control or printable characters.
 _PLACEHOLDERS = [np.frombuffer(p, dtype=np.uint8) for p in (b"<noinput>", b"<nooutput>")]
@@ -78,13 +91,18 @@ def text_columns(unit: WorkUnit) -> tuple[str, str | None, str] | None:
 
     entry, cf = unit.entry, unit.file
     if (
-        unit.rows is not None
-        or entry.format != "jsonl"
-        or entry.records
+        entry.records
         or (cf.normalizer or entry.normalizer) not in FAST_NORMALIZERS
+        or set(entry.fields) - set(DEFAULT_FIELDS)
+    ):
+        return None
+    # Rows handed on are the reader's own values: any format. Otherwise the file's bytes are read
+    # here: uncompressed UTF-8 JSON Lines (a byte range or a whole file) or a whole JSON array.
+    if unit.rows is None and (
+        entry.format not in ("jsonl", "json")
+        or (entry.format == "json" and unit.span is not None)
         or not _is_utf8(entry.encoding)
         or _compressed(entry, cf)
-        or set(entry.fields) - set(DEFAULT_FIELDS)
     ):
         return None
     mapping = {**DEFAULT_FIELDS, **entry.fields}
@@ -109,9 +127,10 @@ def _read(unit: WorkUnit) -> tuple[bytes, int]:
     return data, first_row
 
 
-def _odd_offsets(data: bytes, raw: np.ndarray) -> np.ndarray:
+def _odd_offsets(data: bytes, raw: np.ndarray, decoded: bool = False) -> np.ndarray:
     """Where the bytes that send a row to the per-record path are in the body `raw` (the start of
-    `data`; see the module docstring)."""
+    `data`; see the module docstring). `decoded`: the bytes are text, not JSON (a string column's
+    values): there are no escapes, and a control character other than tab and line feed counts."""
     hits = []
     i = data.find(b"\x7f", 0, len(raw))
     while i >= 0:
@@ -131,6 +150,9 @@ def _odd_offsets(data: bytes, raw: np.ndarray) -> np.ndarray:
     # A C1 control character (U+0080-U+009F: C2 80-9F in UTF-8).
     c2 = np.flatnonzero(raw[:-1] == 0xC2)
     found.append(c2[(raw[c2 + 1] >= 0x80) & (raw[c2 + 1] <= 0x9F)])
+    if decoded:
+        found.append(np.flatnonzero((raw < 0x20) & (raw != _TAB) & (raw != _NL)))
+        return np.concatenate(found)
     # A backslash before b, f or r, or before u00 and 0-9: an escape of an ASCII or a C1
     # character (an escaped backslash before such a letter counts too: its row only takes the
     # longer way).
@@ -353,14 +375,32 @@ def run(unit: WorkUnit, tagger: LanguageTagger) -> tuple[Any, ...] | None:
         return None
     try:
         return _run(unit, tagger, columns)
-    except (_NotTaken, pa.ArrowException, UnicodeDecodeError):
+    except (_NotTaken, pa.ArrowException, UnicodeError):
         # (Arrow's UTF-8 kernels refuse bytes that are not UTF-8, as Python's decoder does.)
         return None
 
 
 def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None, str]) -> tuple:
-    from alpacacot.pipeline import Counts, complete, iter_drafts, settle
+    if unit.rows is None and unit.entry.format == "jsonl":
+        return _steps(unit, tagger, *_jsonl_columns(unit, columns))
+    return _steps(unit, tagger, *_array_columns(unit, columns))
 
+
+# What a reader hands the steps: every row's number, the instruction, input (no nulls) and output
+# columns, the rows that take the per-record path, and a function giving those rows as the
+# per-record path reads them ((row, value) pairs, one per row).
+Texts = tuple[
+    np.ndarray,
+    pa.Array,
+    pa.Array,
+    pa.Array,
+    np.ndarray,
+    Callable[[list[int]], list[tuple[int, Any]]],
+]
+
+
+def _jsonl_columns(unit: WorkUnit, columns: tuple[str, str | None, str]) -> Texts:
+    """A JSON Lines unit read by Arrow's JSON reader (see the module docstring)."""
     entry, cf = unit.entry, unit.file
     inst_col, input_col, out_col = columns
     data, first_row = _read(unit)
@@ -402,6 +442,152 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
     hits = _odd_offsets(data, raw)
     if len(hits):
         slow[np.searchsorted(newlines, hits)] = True
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [size]))
+
+    def lines(slow_rows: list[int]) -> list[tuple[int, Any]]:
+        """The rows' own lines, read as read_jsonl reads them."""
+        found = []
+        for i in slow_rows:
+            line = data[starts[i] : ends[i]]
+            try:
+                line.decode(entry.encoding)
+            except UnicodeDecodeError:
+                raise _NotTaken from None  # an undecodable row: the reader's own rules apply
+            found.extend(read_jsonl(io.BytesIO(line), cf.display, entry.encoding, first_row + i))
+        return found
+
+    return np.arange(first_row, first_row + n, dtype=np.int64), inst, inp, out, slow, lines
+
+
+def _array_columns(unit: WorkUnit, columns: tuple[str, str | None, str]) -> Texts:
+    """The rows of a whole JSON array (parsed here) or the rows a reader handed on, gathered into
+    columns: a row goes to the per-record path unless it is an object holding only the mapped
+    fields, the instruction and output strings and the input a string or null (a field the
+    mapping does not use would go into its meta)."""
+    inst_col, input_col, out_col = columns
+    items = unit.rows
+    parsed = items is None
+    if items is None:
+        items = _parse_array(unit)
+    n = len(items)
+    if not n:
+        raise _NotTaken
+    allowed = {inst_col, out_col}
+    if input_col:
+        allowed.add(input_col)
+    slow = np.zeros(n, dtype=bool)
+    insts: list[str] = []
+    inps: list[str | None] = []
+    outs: list[str] = []
+    for k, (_, value) in enumerate(items):
+        if type(value) is dict and value.keys() <= allowed:
+            a, c = value.get(inst_col), value.get(out_col)
+            b = value.get(input_col) if input_col else None
+            if type(a) is str and type(c) is str and (b is None or type(b) is str):
+                insts.append(a)
+                inps.append(b)
+                outs.append(c)
+                continue
+        slow[k] = True
+        insts.append("")
+        inps.append("")
+        outs.append("")
+    try:
+        inst, inp, out = (pa.array(v, pa.string()) for v in (insts, inps, outs))
+    except UnicodeEncodeError:  # a lone surrogate: the per-record path cleans it
+        raise _NotTaken from None
+    inp = pc.fill_null(inp, "")
+    for column in (inst, inp, out):
+        slow |= _odd_values(column)
+    rows = (
+        np.arange(n, dtype=np.int64)
+        if parsed
+        else np.fromiter((row for row, _ in items), dtype=np.int64, count=n)
+    )
+
+    def values(slow_rows: list[int]) -> list[tuple[int, Any]]:
+        found = [items[i] for i in slow_rows]
+        if parsed:
+            # json and the reader's parser (ijson) read a lone surrogate escape differently.
+            for _, value in found:
+                try:
+                    json.dumps(value, ensure_ascii=False).encode("utf-8")
+                except UnicodeEncodeError:
+                    raise _NotTaken from None
+        return found
+
+    return rows, inst, inp, out, slow, values
+
+
+def _refuse(value: str) -> Any:
+    raise _NotTaken
+
+
+def _int(text: str) -> int:
+    value = int(text)
+    if abs(value) >= 1 << 62:  # the reader's parser refuses integers past 64 bits
+        raise _NotTaken
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):  # the reader's parser refuses a number past the largest double
+        raise _NotTaken
+    return value
+
+
+def _parse_array(unit: WorkUnit) -> list[tuple[int, Any]]:
+    """A whole JSON array file, parsed by `json` where it reads as the reader's parser would (no
+    NaN or Infinity, no number past 64 bits or a double; lone surrogates are looked for in the
+    rows that take the per-record path, the others' strings go to Arrow, which refuses them),
+    every item an object."""
+    data, _ = _read(unit)
+    try:
+        value = json.loads(
+            data.decode("utf-8"), parse_int=_int, parse_float=_float, parse_constant=_refuse
+        )
+    except (ValueError, RecursionError):
+        raise _NotTaken from None
+    if type(value) is not list or not all(type(v) is dict for v in value):
+        raise _NotTaken
+    return list(enumerate(value))
+
+
+def _odd_values(column: pa.Array) -> np.ndarray:
+    """The rows of a string column (made by pa.array: its offsets start at 0) whose value holds
+    what sends a row to the per-record path (see the module docstring) or a control character
+    other than tab and line feed."""
+    n = len(column)
+    odd = np.zeros(n, dtype=bool)
+    _, offsets_buf, data_buf = column.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int32)[column.offset : column.offset + n + 1]
+    if data_buf is None or not offsets[-1]:
+        return odd
+    # Padded with spaces: a placeholder at the very end is looked for in a full window.
+    text = data_buf.to_pybytes()[: offsets[-1]] + b" " * _WINDOW
+    hits = _odd_offsets(text, np.frombuffer(text, dtype=np.uint8), decoded=True)
+    if len(hits):
+        odd[np.searchsorted(offsets, hits, side="right") - 1] = True
+    return odd
+
+
+def _steps(
+    unit: WorkUnit,
+    tagger: LanguageTagger,
+    row_numbers: np.ndarray,
+    inst: pa.Array,
+    inp: pa.Array,
+    out: pa.Array,
+    slow: np.ndarray,
+    slow_values: Callable[[list[int]], list[tuple[int, Any]]],
+) -> tuple:
+    """The steps over a unit's columns, the rows marked `slow` through the per-record functions."""
+    from alpacacot.pipeline import Counts, complete, iter_drafts, settle
+
+    entry, cf = unit.entry, unit.file
+    n = len(inst)
     slow |= inst.is_null().to_numpy(zero_copy_only=False)
     slow |= out.is_null().to_numpy(zero_copy_only=False)
     inst, out = pc.fill_null(inst, ""), pc.fill_null(out, "")
@@ -412,21 +598,12 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
     slow |= pc.equal(pc.binary_length(inst), 0).to_numpy(zero_copy_only=False)
     slow |= pc.equal(pc.binary_length(out), 0).to_numpy(zero_copy_only=False)
 
-    # The rows the per-record path settles: their own lines, read as read_jsonl reads them.
+    # The rows the per-record path settles.
     slow_rows = np.flatnonzero(slow)
-    starts = np.concatenate(([0], newlines + 1))
-    ends = np.concatenate((newlines, [size]))
-    lines = []
-    for i in slow_rows.tolist():
-        line = data[starts[i] : ends[i]]
-        try:
-            line.decode(entry.encoding)
-        except UnicodeDecodeError:
-            raise _NotTaken from None  # an undecodable row: the reader's own rules apply
-        lines.extend(read_jsonl(io.BytesIO(line), cf.display, entry.encoding, first_row + i))
     key, prov_file = entry.key, cf.display
     slow_settled = [
-        settle(key, prov_file, row, item) for row, item in iter_drafts(entry, cf, lines)
+        settle(key, prov_file, row, item)
+        for row, item in iter_drafts(entry, cf, slow_values(slow_rows.tolist()))
     ]
     if len(slow_settled) != len(slow_rows):
         raise _NotTaken
@@ -473,7 +650,7 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
         pc.add(pc.utf8_length(inst), pc.utf8_length(inp)), pc.utf8_length(out)
     ).to_numpy(zero_copy_only=False)
     langs = _languages(tagger, inst, inp, out)
-    batch = _fast_batch(unit, ids, inst, inp, out, langs, fast_survivors + first_row)
+    batch = _fast_batch(unit, ids, inst, inp, out, langs, row_numbers[fast_survivors])
 
     # The slow survivors, through the per-record steps.
     slow_survivors = [
@@ -483,7 +660,7 @@ def _run(unit: WorkUnit, tagger: LanguageTagger, columns: tuple[str, str | None,
     ]
     group = RowGroup(key, entry.license, prov_file, cf.revision)
     for i, settled in slow_survivors:
-        record = complete(settled, first_row + i, tagger, entry.record_tags)
+        record = complete(settled, int(row_numbers[i]), tagger, entry.record_tags)
         text_bytes[i] = record[1]
         _append(group, record[2:])
     try:

@@ -9,8 +9,9 @@ source would write: the record JSON Schema's rejects of a row group reach the re
 their group is full, after the rejects of rows read later in that group.
 
 `process_source` builds one source in this process; `build.py` runs the units on an executor. The
-steps know nothing of where they run or of the other units and sources. A unit of JSON Lines mapped
-by `fields` or `alpaca` runs them on Arrow columns instead (`columnar.py`), with the same output.
+steps know nothing of where they run or of the other units and sources. A unit of JSON Lines or
+of a JSON array mapped by `fields` or `alpaca` runs them on Arrow columns instead (`columnar.py`),
+with the same output.
 """
 
 from __future__ import annotations
@@ -550,8 +551,9 @@ def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
     spill = None
     if unit.spill and unit.merge_into is None:
         spill = Path(unit.spill) / f"{unit.seq:06d}.arrow"
-    # A unit of JSON Lines mapped onto instruction/input/output takes the same steps on Arrow
-    # columns, with the same result (`columnar.py`); None: this unit takes them record by record.
+    # A unit of JSON Lines or of a JSON array mapped onto instruction/input/output takes the same
+    # steps on Arrow columns, with the same result (`columnar.py`); None: this unit takes them
+    # record by record.
     fast = columnar.run(unit, tagger)
     if fast is not None:
         table, ids, text_bytes, broken, rejects, counts = fast

@@ -125,7 +125,8 @@ def _catalog(root: Path, files: dict[str, bytes], **extra: Any) -> Path:
     data.mkdir(parents=True, exist_ok=True)
     datasets = {}
     for key, content in files.items():
-        (data / f"{key}.jsonl").write_bytes(content)
+        fmt = extra.get(key, {}).get("format", "jsonl")
+        (data / f"{key}.{fmt}").write_bytes(content)
         datasets[key] = {
             "description": "tricky JSON Lines",
             "license": "cc-by-4.0",
@@ -133,7 +134,7 @@ def _catalog(root: Path, files: dict[str, bytes], **extra: Any) -> Path:
             "tags": {"lang": "EN", "task": "MT", "gen": "HG"},
             "format": "jsonl",
             "normalizer": "alpaca",
-            "source": {"kind": "local", "files": [{"path": f"data/{key}.jsonl"}]},
+            "source": {"kind": "local", "files": [{"path": f"data/{key}.{fmt}"}]},
             **extra.get(key, {}),
         }
     path = root / "catalog.yaml"
@@ -155,10 +156,16 @@ def _fingerprint(out: Path) -> tuple[dict[str, str], dict[str, Any]]:
 
 
 def _build_both(
-    catalog: Path, out: Path, monkeypatch: pytest.MonkeyPatch, unit_bytes: int, **options: Any
+    catalog: Path,
+    out: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    unit_bytes: int,
+    unit_rows: int = 20_000,
+    may_fail: bool = False,
+    **options: Any,
 ) -> tuple[Any, Any, int]:
     """The fingerprints of the build with and without the columnar path, and how many units it
-    took."""
+    took (`may_fail`: a build that fails gives its failures instead)."""
     cat = load_catalog(catalog)
     taken = []
 
@@ -174,9 +181,12 @@ def _build_both(
                 keys=list(cat.datasets),
                 out_dir=out / name,
                 unit_bytes=unit_bytes,
+                unit_rows=unit_rows,
                 options=BuildOptions(progress_every=7, **options),
             ),
         )
+        if may_fail and report.failed:
+            return report.failed
         assert not report.failed, report.failed
         return _fingerprint(out / name)
 
@@ -214,6 +224,80 @@ def test_unusual_lines_build_the_same_files_both_ways(tmp_path, monkeypatch, nam
     content += UNUSUAL[name]
     catalog = _catalog(tmp_path, {"odd": content})
     fast, slow, _ = _build_both(catalog, tmp_path, monkeypatch, 1 << 24)
+    assert fast == slow
+
+
+def _array(lines: list[bytes], indent: int | None = None, ascii_only: bool = False) -> bytes:
+    """The JSON lines as one JSON array: each line's own bytes (`indent` None) or re-dumped."""
+    if indent is None:
+        return b"[\n" + b",\n".join(line.rstrip(b"\n") for line in lines) + b"\n]\n"
+    rows = [json.loads(line) for line in lines]
+    return json.dumps(rows, indent=indent, ensure_ascii=ascii_only).encode()
+
+
+@pytest.mark.parametrize(("unit_bytes", "unit_rows"), [(1 << 24, 20_000), (1_500, 37)])
+def test_tricky_rows_in_json_arrays_build_the_same_files_both_ways(
+    tmp_path, monkeypatch, unit_bytes, unit_rows
+):
+    """Whole small arrays (parsed by the unit) and the rows of a large one (handed on)."""
+    lines = _rows(1)
+    again = _rows(2) + _rows(2)[:40]
+    files = {
+        "tricky": b"\xef\xbb\xbf" + _array(lines),
+        "indented": _array(lines, indent=4),
+        "escaped": _array(lines[::-1], indent=2, ascii_only=True),
+        "again": _array(again, indent=4),
+        "plain": _array(lines[:100]),
+    }
+    extra = {key: {"format": "json"} for key in files}
+    extra["plain"]["normalizer"] = "fields"
+    catalog = _catalog(tmp_path, files, **extra)
+    fast, slow, taken = _build_both(catalog, tmp_path, monkeypatch, unit_bytes, unit_rows)
+    assert fast == slow
+    assert taken >= 5
+    counts = fast[1]["sources"]["tricky"]["counts"]
+    assert counts["rejected"] >= 8 and counts["duplicates"] >= 2
+    assert fast[1]["sources"]["again"]["counts"]["duplicates"] >= 40
+
+
+# Array items the columnar path must send to the per-record path, or leave the unit to it (some
+# make the reader refuse the file: the build fails the same way both ways).
+UNUSUAL_ITEMS = {
+    "extra_fields": b'{"instruction": "i", "input": "", "output": "o", "category": "x", "n": 1.5}',
+    "extra_nested": b'{"instruction": "i", "output": "o", "m": {"k": [1, 2.5, null, true]}}',
+    "file_field": b'{"instruction": "i", "input": "", "output": "o", "_file": "x"}',
+    "nan": b'{"instruction": "i", "input": "", "output": "o", "score": NaN}',
+    "infinity": b'{"instruction": "i", "input": "", "output": "o", "score": -Infinity}',
+    "huge_float": b'{"instruction": "i", "input": "", "output": "o", "score": 1e400}',
+    "tiny_float": b'{"instruction": "i", "input": "", "output": "o", "score": 1e-400}',
+    "huge_int": b'{"instruction": "i", "input": "", "output": "o", "n": 123456789012345678901}',
+    "wrong_type": b'{"instruction": 5, "input": "", "output": "o"}',
+    "input_number": b'{"instruction": "i", "input": 7, "output": "o"}',
+    "nested": b'{"instruction": {"a": 1}, "input": "", "output": "o"}',
+    "duplicate_key": b'{"instruction": "a", "instruction": "b", "input": "", "output": "o"}',
+    "null_item": b"null",
+    "scalar_item": b"42",
+    "list_item": b'["a", "b"]',
+    "empty_object": b"{}",
+    "lone_surrogate": b'{"instruction": "lone \\udc00", "input": "", "output": "o"}',
+    "lone_surrogate_meta": b'{"instruction": "i", "output": "o", "x": "\\ud800"}',
+    "surrogate_pair": b'{"instruction": "pair \\ud83d\\ude00", "input": "", "output": "o"}',
+    "raw_control": b'{"instruction": "raw \x01", "input": "", "output": "o"}',
+    "invalid_utf8": b'{"instruction": "bad \xff byte", "input": "", "output": "o"}',
+    "placeholder_at_end": b'{"instruction": "i", "input": "", "output": "x <nooutput>"}',
+    "input_placeholder_at_end": b'{"instruction": "i", "output": "o", "input": "<noinput>"}',
+    "control_escapes": b'{"instruction": "\\u001f i \\u0085", "input": "\\r", "output": "\\f"}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNUSUAL_ITEMS))
+def test_unusual_array_items_build_the_same_files_both_ways(tmp_path, monkeypatch, name):
+    """One unusual item among ordinary ones, at the start, in the middle and at the end."""
+    items = [line.rstrip(b"\n") for line in _rows(3)[:60]]
+    odd = UNUSUAL_ITEMS[name]
+    content = b"[" + b",\n".join([odd, *items[:30], odd, *items[30:], odd]) + b"]"
+    catalog = _catalog(tmp_path, {"odd": content}, odd={"format": "json"})
+    fast, slow, _ = _build_both(catalog, tmp_path, monkeypatch, 1 << 24, may_fail=True)
     assert fast == slow
 
 
