@@ -307,7 +307,9 @@ def _run_units(
                     merges[key] = None
                     finish(entry, sources[key][2], result.entry)
                     continue
-                merges[key] = SourceMerge(entry, request.out_dir, request.options)
+                merges[key] = SourceMerge(
+                    entry, request.out_dir, request.options, background_writes=executor.workers > 1
+                )
             merge = merges[key]
             if merge is None:
                 continue

@@ -121,6 +121,7 @@ def run_build(
     executor: Executor | None = None,
     executor_name: str = "local",
     cut_small: bool = True,
+    max_shard_bytes: int | None = None,
     **request: Any,
 ) -> dict[str, Any]:
     """Build every source of `catalog` into `out`; the manifest."""
@@ -128,6 +129,8 @@ def run_build(
     sizes = {"unit_bytes": UNIT_BYTES, "unit_rows": UNIT_ROWS} if cut_small else {}
     # Progress every 5 records, so that a unit reports (and can be killed) half-way.
     options = BuildOptions(progress_every=5)
+    if max_shard_bytes is not None:
+        options.max_shard_bytes = max_shard_bytes
     report = build(
         cat,
         BuildRequest(

@@ -46,6 +46,19 @@ def test_local_one_and_two_workers_write_the_same_files_as_one_pass(catalog, one
     assert fingerprint(tmp_path / "j2-whole") == one_process
 
 
+def test_shards_closed_while_row_groups_are_written_in_the_background(
+    catalog, tmp_path, monkeypatch
+):
+    """With several workers the build process writes row groups from a thread of their own; with
+    small row groups and shards, shards close while row groups wait: the files are one process's."""
+    monkeypatch.setattr("alpacacot.units.ROW_GROUP", 40)
+    small = 20_000  # bytes of record text: several shards per source
+    reference = run_build(catalog, tmp_path / "j1", workers=1, max_shard_bytes=small)
+    assert max(len(s["shards"]) for s in reference["sources"].values()) >= 3
+    run_build(catalog, tmp_path / "j2", workers=2, max_shard_bytes=small)
+    assert fingerprint(tmp_path / "j2") == fingerprint(tmp_path / "j1")
+
+
 def test_a_worker_killed_mid_unit_is_replaced_and_its_unit_rerun(catalog, one_process, tmp_path):
     """SIGKILL of the worker process holding unit 3 of sharegpt_zh, half-way through it: the
     unit runs again on a new worker; no record is lost or doubled, and no worker is left."""
