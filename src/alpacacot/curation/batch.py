@@ -54,11 +54,49 @@ class Tokens:
 
 
 def tokenize(texts: Sequence[str] | pa.Array, cjk_share: float = 0.3) -> Tokens:
-    """Normalise and split every text (see the module docstring)."""
+    """Normalise and split every text (see the module docstring).
+
+    ASCII texts (most of them) take a byte-level path in numpy: for them NFKC is the identity,
+    lower case is ASCII's, a token is a run of ASCII letters and digits and there is no CJK; the
+    same tokens as the Arrow regex path, which the other texts take, at a fraction of its cost.
+    """
     arr = texts if isinstance(texts, pa.Array) else pa.array(list(texts), pa.string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     arr = pc.fill_null(arr.cast(pa.string()), "")
+    ascii_ = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
+    if ascii_.all():
+        return _tokenize_ascii(arr, cjk_share)
+    if not ascii_.any():
+        return _tokenize_unicode(arr, cjk_share)
+    # Both kinds: each tokenised on its own, tokens laid out as [ASCII texts', others'] and the
+    # texts' order restored by an index (`take`; token strings are gathered only when read).
+    groups = (np.flatnonzero(ascii_), np.flatnonzero(~ascii_))
+    parts = (
+        _tokenize_ascii(arr.take(pa.array(groups[0])), cjk_share),
+        _tokenize_unicode(arr.take(pa.array(groups[1])), cjk_share),
+    )
+    n = len(arr)
+    counts = np.zeros(n, dtype=np.int64)
+    source = np.zeros(n, dtype=np.int64)  # first token of each text in the concatenated parts
+    chars = np.zeros(n, dtype=np.int64)
+    cjk_chars = np.zeros(n, dtype=np.int64)
+    base = 0
+    for rows, part in zip(groups, parts, strict=True):
+        counts[rows] = part.lengths
+        source[rows] = base + part.offsets[:-1]
+        chars[rows] = part.chars
+        cjk_chars[rows] = part.cjk_chars
+        base += len(part.hashes)
+    take = _ranges(source, counts)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    flat = pa.concat_arrays([part.flat for part in parts])
+    hashes = np.concatenate([part.hashes for part in parts])[take]
+    cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
+    return Tokens(flat, hashes, offsets, cjk, chars, cjk_chars, take=take)
+
+
+def _tokenize_unicode(arr: pa.Array, cjk_share: float) -> Tokens:
     norm = pc.utf8_lower(pc.utf8_normalize(arr, "NFKC"))
     spaced = pc.replace_substring_regex(norm, pattern=f"({CJK_RE2})", replacement=r" \1 ")
     spaced = pc.replace_substring_regex(spaced, pattern=r"[^\p{L}\p{N}\p{M}]+", replacement=" ")
@@ -77,6 +115,55 @@ def tokenize(texts: Sequence[str] | pa.Array, cjk_share: float = 0.3) -> Tokens:
     chars = pc.utf8_length(norm).to_numpy(zero_copy_only=False)
     cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
     return Tokens(flat, hashes, offsets, cjk, chars.astype(np.int64), cjk_chars.astype(np.int64))
+
+
+# ASCII bytes that are letters or digits (\p{L}, \p{N}; no ASCII mark), and ASCII lower case.
+_WORD_BYTE = np.zeros(256, dtype=bool)
+for _lo, _hi in ((48, 58), (65, 91), (97, 123)):
+    _WORD_BYTE[_lo:_hi] = True
+_LOWER_BYTE = np.arange(256, dtype=np.uint8)
+_LOWER_BYTE[65:91] += 32
+
+
+def _tokenize_ascii(arr: pa.Array, cjk_share: float) -> Tokens:
+    """`_tokenize_unicode` for ASCII texts, on their bytes: runs of letters and digits inside
+    one text, lower-cased, copied next to each other into one string array."""
+    n = len(arr)
+    _, offsets_buf, data_buf = arr.buffers()
+    bounds = np.frombuffer(offsets_buf, dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    bounds = bounds.astype(np.int64)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8)[bounds[0] : bounds[-1]]
+        if data_buf is not None and n
+        else np.zeros(0, dtype=np.uint8)
+    )
+    bounds = bounds - (bounds[0] if n else 0)
+    word = _WORD_BYTE[data]
+    # A token starts at a word byte after a non-word byte or at a text's start; it ends likewise.
+    after = np.zeros(len(data), dtype=bool)  # the byte before is a word byte of the same text
+    after[1:] = word[:-1]
+    before = np.zeros(len(data), dtype=bool)  # the byte after is a word byte of the same text
+    before[:-1] = word[1:]
+    if n:
+        starts_at = bounds[:-1][bounds[:-1] < len(data)]
+        ends_at = bounds[1:][bounds[1:] > 0] - 1
+        after[starts_at] = False
+        before[ends_at] = False
+    starts = np.flatnonzero(word & ~after)
+    ends = np.flatnonzero(word & ~before) + 1
+    token_bounds = np.zeros(len(starts) + 1, dtype=np.int32)
+    np.cumsum(ends - starts, out=token_bounds[1:])
+    letters = _LOWER_BYTE[data[word]]
+    flat = pa.StringArray.from_buffers(
+        len(starts), pa.py_buffer(token_bounds), pa.py_buffer(letters)
+    )
+    owner = np.searchsorted(bounds, starts, side="right") - 1
+    per_text = np.bincount(owner, minlength=n).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(per_text)]).astype(np.int64)
+    chars = np.diff(bounds)
+    cjk_chars = np.zeros(n, dtype=np.int64)
+    cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
+    return Tokens(flat, _hash_strings(flat), offsets, cjk, chars, cjk_chars)
 
 
 # Token -> hash, kept by each process across batches: most tokens of a batch were hashed before.
@@ -266,7 +353,8 @@ def record_views(batch: pa.RecordBatch | pa.Table, cjk_share: float = 0.3) -> Re
         cjk_chars = per_record(tok.cjk_chars[segs])
         cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
         offsets = np.concatenate([[0], np.cumsum(per_record(lengths))]).astype(np.int64)
-        out = Tokens(tok.flat, tok.hashes[idx], offsets, cjk, chars, cjk_chars, take=idx)
+        take = idx if tok.take is None else tok.take[idx]
+        out = Tokens(tok.flat, tok.hashes[idx], offsets, cjk, chars, cjk_chars, take=take)
         return out, per_record(raw[segs]) + newlines
 
     prompt, prompt_chars = view((role == USER) | (role == INSTRUCTION) | (role == INPUT))
