@@ -78,7 +78,10 @@ def signatures(
         matrix = RMinHash.digest_matrix_from_flat_token_hashes(
             hashes, offsets, params.num_perm, params.seed
         )
-        out[:] = np.asarray(matrix.to_rows(), dtype=np.uint64)
+        # rensa 0.5 exports digests as Python lists only; each row read as one fixed-size item
+        # (digests are 32-bit) is cheaper than numpy's nested-list conversion.
+        rows = matrix.to_rows()
+        out[:] = np.fromiter(rows, dtype=np.dtype((np.uint32, params.num_perm)), count=n_texts)
     elif params.backend == "datasketch":
         from datasketch import MinHash
 
