@@ -56,9 +56,12 @@ class Tokens:
 def tokenize(texts: Sequence[str] | pa.Array, cjk_share: float = 0.3) -> Tokens:
     """Normalise and split every text (see the module docstring).
 
-    ASCII texts (most of them) take a byte-level path in numpy: for them NFKC is the identity,
-    lower case is ASCII's, a token is a run of ASCII letters and digits and there is no CJK; the
-    same tokens as the Arrow regex path, which the other texts take, at a fraction of its cost.
+    The definition is `_tokenize_unicode`'s (Arrow: NFKC, lower case, a space around each CJK
+    character, runs of other than letters, digits and marks as spaces, split on spaces). The same
+    tokens come at a fraction of its cost from numpy: ASCII texts (most of them) are split on their
+    bytes (NFKC is the identity, lower case ASCII's, a token a run of letters and digits, no CJK);
+    the others, once Arrow has normalised them, on their code points, classified by a table that
+    RE2 itself made. Texts with a character beyond the BMP take the regex path.
     """
     arr = texts if isinstance(texts, pa.Array) else pa.array(list(texts), pa.string())
     if isinstance(arr, pa.ChunkedArray):
@@ -67,31 +70,45 @@ def tokenize(texts: Sequence[str] | pa.Array, cjk_share: float = 0.3) -> Tokens:
     ascii_ = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
     if ascii_.all():
         return _tokenize_ascii(arr, cjk_share)
-    if not ascii_.any():
-        return _tokenize_unicode(arr, cjk_share)
-    # Both kinds: each tokenised on its own, tokens laid out as [ASCII texts', others'] and the
-    # texts' order restored by an index (`take`; token strings are gathered only when read).
-    groups = (np.flatnonzero(ascii_), np.flatnonzero(~ascii_))
-    parts = (
-        _tokenize_ascii(arr.take(pa.array(groups[0])), cjk_share),
-        _tokenize_unicode(arr.take(pa.array(groups[1])), cjk_share),
+    # The other texts: normalised by Arrow, then split on their code points in numpy when every
+    # one is in the Basic Multilingual Plane (the regex path for the rare others).
+    rows = np.flatnonzero(~ascii_)
+    others = arr.take(pa.array(rows)) if len(rows) < len(arr) else arr
+    norm = pc.utf8_lower(pc.utf8_normalize(others, "NFKC"))
+    bmp = ~pc.match_substring_regex(norm, pattern=r"[\x{10000}-\x{10ffff}]").to_numpy(
+        zero_copy_only=False
     )
+    groups: list[tuple[np.ndarray, Tokens]] = []
+    if len(rows) < len(arr):
+        ascii_rows = np.flatnonzero(ascii_)
+        groups.append((ascii_rows, _tokenize_ascii(arr.take(pa.array(ascii_rows)), cjk_share)))
+    if bmp.all():
+        groups.append((rows, _tokenize_bmp(norm, cjk_share)))
+    else:
+        if bmp.any():
+            groups.append((rows[bmp], _tokenize_bmp(norm.filter(pa.array(bmp)), cjk_share)))
+        wide = others.filter(pa.array(~bmp))
+        groups.append((rows[~bmp], _tokenize_unicode(wide, cjk_share)))
+    if len(groups) == 1:
+        return groups[0][1]
+    # Each kind tokenised on its own, tokens laid out kind after kind and the texts' order
+    # restored by an index (`take`; token strings are gathered only when read).
     n = len(arr)
     counts = np.zeros(n, dtype=np.int64)
     source = np.zeros(n, dtype=np.int64)  # first token of each text in the concatenated parts
     chars = np.zeros(n, dtype=np.int64)
     cjk_chars = np.zeros(n, dtype=np.int64)
     base = 0
-    for rows, part in zip(groups, parts, strict=True):
-        counts[rows] = part.lengths
-        source[rows] = base + part.offsets[:-1]
-        chars[rows] = part.chars
-        cjk_chars[rows] = part.cjk_chars
+    for at, part in groups:
+        counts[at] = part.lengths
+        source[at] = base + part.offsets[:-1]
+        chars[at] = part.chars
+        cjk_chars[at] = part.cjk_chars
         base += len(part.hashes)
     take = _ranges(source, counts)
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    flat = pa.concat_arrays([part.flat for part in parts])
-    hashes = np.concatenate([part.hashes for part in parts])[take]
+    flat = pa.concat_arrays([part.flat for _, part in groups])
+    hashes = np.concatenate([part.hashes for _, part in groups])[take]
     cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
     return Tokens(flat, hashes, offsets, cjk, chars, cjk_chars, take=take)
 
@@ -162,6 +179,100 @@ def _tokenize_ascii(arr: pa.Array, cjk_share: float) -> Tokens:
     offsets = np.concatenate([[0], np.cumsum(per_text)]).astype(np.int64)
     chars = np.diff(bounds)
     cjk_chars = np.zeros(n, dtype=np.int64)
+    cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
+    return Tokens(flat, _hash_strings(flat), offsets, cjk, chars, cjk_chars)
+
+
+_BMP_TABLES: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _bmp_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per BMP code point: a letter, digit or mark by RE2's tables (what the regex path's
+    `[^\\p{L}\\p{N}\\p{M}]` leaves), and in `CJK_RE2`. Made once per process (~10 ms)."""
+    global _BMP_TABLES
+    if _BMP_TABLES is None:
+        cps = np.r_[0:0xD800, 0xE000:0x10000].astype(np.uint32)  # no surrogates in UTF-8
+        width = np.where(cps < 0x80, 1, np.where(cps < 0x800, 2, 3))
+        ends = np.cumsum(width)
+        data = np.zeros(int(ends[-1]), dtype=np.uint8)
+        one, two, three = width == 1, width == 2, width == 3
+        at = ends - width
+        data[at[one]] = cps[one]
+        data[at[two]] = 0xC0 | (cps[two] >> 6)
+        data[at[two] + 1] = 0x80 | (cps[two] & 0x3F)
+        data[at[three]] = 0xE0 | (cps[three] >> 12)
+        data[at[three] + 1] = 0x80 | ((cps[three] >> 6) & 0x3F)
+        data[at[three] + 2] = 0x80 | (cps[three] & 0x3F)
+        bounds = np.concatenate([[0], ends]).astype(np.int32)
+        chars = pa.StringArray.from_buffers(len(cps), pa.py_buffer(bounds), pa.py_buffer(data))
+        word = np.zeros(0x10000, dtype=bool)
+        cjk = np.zeros(0x10000, dtype=bool)
+        for table, pattern in ((word, r"^[\p{L}\p{N}\p{M}]$"), (cjk, f"^{CJK_RE2}$")):
+            table[cps] = pc.match_substring_regex(chars, pattern=pattern).to_numpy(
+                zero_copy_only=False
+            )
+        _BMP_TABLES = word, cjk
+    return _BMP_TABLES
+
+
+def _tokenize_bmp(norm: pa.Array, cjk_share: float) -> Tokens:
+    """`_tokenize_unicode` for texts already normalised (NFKC, lower case) whose characters are
+    all in the BMP (1 to 3 UTF-8 bytes): on their code points. A token is a CJK letter alone or a
+    run of other letters, digits and marks, inside one text."""
+    word_table, cjk_table = _bmp_tables()
+    n = len(norm)
+    _, offsets_buf, data_buf = norm.buffers()
+    bounds = np.frombuffer(offsets_buf, dtype=np.int32)[norm.offset : norm.offset + n + 1]
+    bounds = bounds.astype(np.int64)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8)[bounds[0] : bounds[-1]]
+        if data_buf is not None and n
+        else np.zeros(0, dtype=np.uint8)
+    )
+    bounds = bounds - (bounds[0] if n else 0)
+    # Code points: one per lead byte, from it and the one or two continuation bytes after it.
+    lead = (data & 0xC0) != 0x80
+    at = np.flatnonzero(lead)
+    padded = np.concatenate([data, np.zeros(2, dtype=np.uint8)]).astype(np.uint32)
+    b0, b1, b2 = padded[at], padded[at + 1], padded[at + 2]
+    cp = np.where(
+        b0 < 0x80,
+        b0,
+        np.where(
+            b0 < 0xE0,
+            ((b0 & 0x1F) << 6) | (b1 & 0x3F),
+            ((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (b2 & 0x3F),
+        ),
+    )
+    word = word_table[cp]
+    cjk_char = cjk_table[cp]
+    single = word & cjk_char  # a CJK letter is a token of its own
+    run = word & ~cjk_char  # other letters, digits and marks run together
+    # Text bounds in code points: the lead bytes before each text's first byte.
+    char_bounds = np.concatenate([[0], np.cumsum(lead)])[bounds]
+    m = len(cp)
+    after = np.zeros(m, dtype=bool)  # the code point before is part of the same run
+    after[1:] = run[:-1]
+    before = np.zeros(m, dtype=bool)  # the code point after is part of the same run
+    before[:-1] = run[1:]
+    if n:
+        after[char_bounds[:-1][char_bounds[:-1] < m]] = False
+        before[char_bounds[1:][char_bounds[1:] > 0] - 1] = False
+    starts = np.flatnonzero(single | (run & ~after))
+    ends = np.flatnonzero(single | (run & ~before)) + 1
+    # Byte extent of each token, and its bytes next to each other (the word code points' bytes).
+    byte_at = np.append(at, len(data))
+    token_bounds = np.zeros(len(starts) + 1, dtype=np.int32)
+    np.cumsum(byte_at[ends] - byte_at[starts], out=token_bounds[1:])
+    in_word = np.repeat(word, np.diff(byte_at))
+    flat = pa.StringArray.from_buffers(
+        len(starts), pa.py_buffer(token_bounds), pa.py_buffer(data[in_word])
+    )
+    owner = np.searchsorted(char_bounds, starts, side="right") - 1
+    per_text = np.bincount(owner, minlength=n).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(per_text)]).astype(np.int64)
+    chars = np.diff(char_bounds).astype(np.int64)
+    cjk_chars = np.diff(np.concatenate([[0], np.cumsum(cjk_char)])[char_bounds]).astype(np.int64)
     cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
     return Tokens(flat, _hash_strings(flat), offsets, cjk, chars, cjk_chars)
 
