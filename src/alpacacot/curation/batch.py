@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd  # at import, so that forked curation workers inherit it (the join needs it)
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -364,11 +365,11 @@ def repetition(tok: Tokens, n: int, min_tokens: int) -> np.ndarray:
     h, text, _ = gram_hashes(tok, n)
     if not len(h):
         return out
-    order = np.lexsort((h, text))
-    sh, st = h[order], text[order]
-    new = np.ones(len(sh), dtype=bool)
-    new[1:] = (sh[1:] != sh[:-1]) | (st[1:] != st[:-1])
-    distinct = np.bincount(st[new], minlength=n_texts)
+    # Distinct (text, gram) pairs by hashing, not sorting: grams numbered by pandas.factorize,
+    # then the distinct pair numbers (text * grams + gram) by pandas.unique.
+    codes, grams = pd.factorize(h)
+    pairs = pd.unique(text * len(grams) + codes)
+    distinct = np.bincount(pairs // len(grams), minlength=n_texts)
     total = np.bincount(text, minlength=n_texts)
     scored = (tok.lengths >= min_tokens) & (total > 0)
     out[scored] = np.round(1 - distinct[scored] / total[scored], 4)
