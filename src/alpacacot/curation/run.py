@@ -276,6 +276,10 @@ def curate(
         for old_index in index_dir.glob("benchmarks-*.pkl"):
             old_index.unlink(missing_ok=True)
         index.save(index_path)
+    # The units read it from here: in this process, and in workers forked from it, without
+    # loading the file again (Ray's workers load it).
+    _INDEX.clear()
+    _INDEX[str(index_path)] = index
 
     keys = [k for k in source_keys(manifest) if manifest["sources"][k].get("split") != "eval"]
     old_sources = (previous or {}).get("sources", {})
