@@ -305,15 +305,17 @@ def gram_hashes(tok: Tokens, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     total = len(t)
     if total < n:
         return (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    h = np.zeros(total - n + 1, dtype=np.uint64)
+    # The rolling hash at every position (in place), then the starts inside one text only.
+    m = total - n + 1
+    h = t[:m].copy()
     with np.errstate(over="ignore"):
-        for k in range(n):
-            h = h * _P + t[k : total - n + 1 + k]
-    starts = np.arange(total - n + 1, dtype=np.int64)
-    owner = np.repeat(np.arange(len(tok.offsets) - 1, dtype=np.int64), tok.lengths)
-    text = owner[: total - n + 1]
-    valid = starts + n <= tok.offsets[text + 1]
-    return h[valid], text[valid], starts[valid]
+        for k in range(1, n):
+            np.multiply(h, _P, out=h)
+            np.add(h, t[k : m + k], out=h)
+    counts = np.maximum(tok.lengths - (n - 1), 0)
+    starts = _ranges(tok.offsets[:-1], counts)
+    text = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    return h[starts], text, starts
 
 
 def whole_hashes(tok: Tokens, rows: np.ndarray) -> np.ndarray:
