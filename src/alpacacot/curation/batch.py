@@ -1,8 +1,9 @@
 """Vectorised text hashing for a batch of texts: tokens, token hashes, n-gram hashes.
 
 The curation passes run over millions of records, so the per-record Python work is kept to a
-minimum: Arrow kernels normalise (NFKC, lower case) and split the texts into tokens (one per CJK
-character, else runs of letters, digits and marks), each distinct token is hashed once per
+minimum: texts are normalised (NFKC, lower case) and split into tokens (one per CJK character,
+else runs of letters, digits and marks) by Arrow kernels and numpy over their bytes or code points
+(`tokenize`: the same tokens as the Arrow regexes), each distinct token is hashed once per
 process (blake2b, 64 bits; the same value in every process), and numpy folds token hashes into
 n-gram hashes. Near-duplicate shingles, decontamination grams and the repetition signal all read
 these arrays; `record_views` makes a record's prompt, whole-record and answer tokens from one
