@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from alpacacot.curation.batch import record_views, tokenize
 from alpacacot.curation.text import prompt_text, record_text
@@ -60,3 +61,30 @@ def test_views_equal_the_joined_texts_tokenised() -> None:
         assert view.strings.equals(alone.strings)
     assert views.prompt_chars.tolist() == [len(prompt_text(r)) for r in records]
     assert views.output_chars.tolist() == [len(r.get("output") or "") for r in records]
+
+
+def test_numpy_paths_tokenise_as_the_regex_path_does():
+    """ASCII texts are split on their bytes, BMP texts on their code points, the others by Arrow
+    regexes; alone, mixed, sliced or null, the tokens, hashes and character counts are the regex
+    path's."""
+    from alpacacot.curation.batch import _tokenize_unicode
+
+    rng = np.random.default_rng(7)
+    alphabet = list("abzXYZ09 .,!\n\t-_'\"é中文ー・\u0301Ａ한ﬁ½Σ\u3000ｶ\U0001f600")
+    texts: list[str | None] = [
+        "".join(rng.choice(alphabet, size=int(rng.integers(0, 40)))) for _ in range(2000)
+    ]
+    texts += [None, "", "Hello, World!", "  a  ", "x", "snake_case-and 123abc", " \n", "中\u0301文"]
+    arr = pa.array(texts, pa.string())
+    ascii_only = pa.array([t for t in texts if t is None or t.isascii()], pa.string())
+    bmp = pa.array([t for t in texts if t and max(map(ord, t)) < 0x10000], pa.string())
+    for sub in (arr, arr.slice(5, 300), ascii_only, ascii_only.slice(3, 50), bmp, bmp.slice(9)):
+        fast = tokenize(sub)
+        slow = _tokenize_unicode(pc.fill_null(sub, ""), 0.3)
+        assert np.array_equal(fast.offsets, slow.offsets)
+        assert np.array_equal(fast.hashes, slow.hashes)
+        assert np.array_equal(fast.cjk, slow.cjk)
+        assert np.array_equal(fast.chars, slow.chars)
+        assert np.array_equal(fast.cjk_chars, slow.cjk_chars)
+        assert fast.strings.to_pylist() == slow.strings.to_pylist()
+        assert all(fast.tokens_of(i) == slow.tokens_of(i) for i in range(len(sub)))

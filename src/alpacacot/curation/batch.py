@@ -1,8 +1,9 @@
 """Vectorised text hashing for a batch of texts: tokens, token hashes, n-gram hashes.
 
 The curation passes run over millions of records, so the per-record Python work is kept to a
-minimum: Arrow kernels normalise (NFKC, lower case) and split the texts into tokens (one per CJK
-character, else runs of letters, digits and marks), each distinct token is hashed once per
+minimum: texts are normalised (NFKC, lower case) and split into tokens (one per CJK character,
+else runs of letters, digits and marks) by Arrow kernels and numpy over their bytes or code points
+(`tokenize`: the same tokens as the Arrow regexes), each distinct token is hashed once per
 process (blake2b, 64 bits; the same value in every process), and numpy folds token hashes into
 n-gram hashes. Near-duplicate shingles, decontamination grams and the repetition signal all read
 these arrays; `record_views` makes a record's prompt, whole-record and answer tokens from one
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd  # at import, so that forked curation workers inherit it (the join needs it)
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,11 +56,66 @@ class Tokens:
 
 
 def tokenize(texts: Sequence[str] | pa.Array, cjk_share: float = 0.3) -> Tokens:
-    """Normalise and split every text (see the module docstring)."""
+    """Normalise and split every text (see the module docstring).
+
+    The definition is `_tokenize_unicode`'s (Arrow: NFKC, lower case, a space around each CJK
+    character, runs of other than letters, digits and marks as spaces, split on spaces). The same
+    tokens come at a fraction of its cost from numpy: ASCII texts (most of them) are split on their
+    bytes (NFKC is the identity, lower case ASCII's, a token a run of letters and digits, no CJK);
+    the others, once Arrow has normalised them, on their code points, classified by a table that
+    RE2 itself made. Texts with a character beyond the BMP take the regex path.
+    """
     arr = texts if isinstance(texts, pa.Array) else pa.array(list(texts), pa.string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     arr = pc.fill_null(arr.cast(pa.string()), "")
+    ascii_ = pc.string_is_ascii(arr).to_numpy(zero_copy_only=False)
+    if ascii_.all():
+        return _tokenize_ascii(arr, cjk_share)
+    # The other texts: normalised by Arrow, then split on their code points in numpy when every
+    # one is in the Basic Multilingual Plane (the regex path for the rare others).
+    rows = np.flatnonzero(~ascii_)
+    others = arr.take(pa.array(rows)) if len(rows) < len(arr) else arr
+    norm = pc.utf8_lower(pc.utf8_normalize(others, "NFKC"))
+    bmp = ~pc.match_substring_regex(norm, pattern=r"[\x{10000}-\x{10ffff}]").to_numpy(
+        zero_copy_only=False
+    )
+    groups: list[tuple[np.ndarray, Tokens]] = []
+    if len(rows) < len(arr):
+        ascii_rows = np.flatnonzero(ascii_)
+        groups.append((ascii_rows, _tokenize_ascii(arr.take(pa.array(ascii_rows)), cjk_share)))
+    if bmp.all():
+        groups.append((rows, _tokenize_bmp(norm, cjk_share)))
+    else:
+        if bmp.any():
+            groups.append((rows[bmp], _tokenize_bmp(norm.filter(pa.array(bmp)), cjk_share)))
+        wide = others.filter(pa.array(~bmp))
+        groups.append((rows[~bmp], _tokenize_unicode(wide, cjk_share)))
+    if len(groups) == 1:
+        return groups[0][1]
+    # Each kind tokenised on its own, tokens laid out kind after kind and the texts' order
+    # restored by an index (`take`; token strings are gathered only when read).
+    n = len(arr)
+    counts = np.zeros(n, dtype=np.int64)
+    source = np.zeros(n, dtype=np.int64)  # first token of each text in the concatenated parts
+    chars = np.zeros(n, dtype=np.int64)
+    cjk_chars = np.zeros(n, dtype=np.int64)
+    base = 0
+    for at, part in groups:
+        counts[at] = part.lengths
+        source[at] = base + part.offsets[:-1]
+        chars[at] = part.chars
+        cjk_chars[at] = part.cjk_chars
+        base += len(part.hashes)
+    take = _ranges(source, counts)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    flat = pa.concat_arrays([part.flat for _, part in groups])
+    hashes = np.concatenate([part.hashes for _, part in groups])[take]
+    cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
+    return Tokens(flat, hashes, offsets, cjk, chars, cjk_chars, take=take)
+
+
+def _tokenize_unicode(arr: pa.Array, cjk_share: float) -> Tokens:
     norm = pc.utf8_lower(pc.utf8_normalize(arr, "NFKC"))
     spaced = pc.replace_substring_regex(norm, pattern=f"({CJK_RE2})", replacement=r" \1 ")
     spaced = pc.replace_substring_regex(spaced, pattern=r"[^\p{L}\p{N}\p{M}]+", replacement=" ")
@@ -77,6 +134,149 @@ def tokenize(texts: Sequence[str] | pa.Array, cjk_share: float = 0.3) -> Tokens:
     chars = pc.utf8_length(norm).to_numpy(zero_copy_only=False)
     cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
     return Tokens(flat, hashes, offsets, cjk, chars.astype(np.int64), cjk_chars.astype(np.int64))
+
+
+# ASCII bytes that are letters or digits (\p{L}, \p{N}; no ASCII mark), and ASCII lower case.
+_WORD_BYTE = np.zeros(256, dtype=bool)
+for _lo, _hi in ((48, 58), (65, 91), (97, 123)):
+    _WORD_BYTE[_lo:_hi] = True
+_LOWER_BYTE = np.arange(256, dtype=np.uint8)
+_LOWER_BYTE[65:91] += 32
+
+
+def _tokenize_ascii(arr: pa.Array, cjk_share: float) -> Tokens:
+    """`_tokenize_unicode` for ASCII texts, on their bytes: runs of letters and digits inside
+    one text, lower-cased, copied next to each other into one string array."""
+    n = len(arr)
+    _, offsets_buf, data_buf = arr.buffers()
+    bounds = np.frombuffer(offsets_buf, dtype=np.int32)[arr.offset : arr.offset + n + 1]
+    bounds = bounds.astype(np.int64)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8)[bounds[0] : bounds[-1]]
+        if data_buf is not None and n
+        else np.zeros(0, dtype=np.uint8)
+    )
+    bounds = bounds - (bounds[0] if n else 0)
+    word = _WORD_BYTE[data]
+    # A token starts at a word byte after a non-word byte or at a text's start; it ends likewise.
+    after = np.zeros(len(data), dtype=bool)  # the byte before is a word byte of the same text
+    after[1:] = word[:-1]
+    before = np.zeros(len(data), dtype=bool)  # the byte after is a word byte of the same text
+    before[:-1] = word[1:]
+    if n:
+        starts_at = bounds[:-1][bounds[:-1] < len(data)]
+        ends_at = bounds[1:][bounds[1:] > 0] - 1
+        after[starts_at] = False
+        before[ends_at] = False
+    starts = np.flatnonzero(word & ~after)
+    ends = np.flatnonzero(word & ~before) + 1
+    token_bounds = np.zeros(len(starts) + 1, dtype=np.int32)
+    np.cumsum(ends - starts, out=token_bounds[1:])
+    letters = _LOWER_BYTE[data[word]]
+    flat = pa.StringArray.from_buffers(
+        len(starts), pa.py_buffer(token_bounds), pa.py_buffer(letters)
+    )
+    owner = np.searchsorted(bounds, starts, side="right") - 1
+    per_text = np.bincount(owner, minlength=n).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(per_text)]).astype(np.int64)
+    chars = np.diff(bounds)
+    cjk_chars = np.zeros(n, dtype=np.int64)
+    cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
+    return Tokens(flat, _hash_strings(flat), offsets, cjk, chars, cjk_chars)
+
+
+_BMP_TABLES: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def _bmp_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per BMP code point: a letter, digit or mark by RE2's tables (what the regex path's
+    `[^\\p{L}\\p{N}\\p{M}]` leaves), and in `CJK_RE2`. Made once per process (~10 ms)."""
+    global _BMP_TABLES
+    if _BMP_TABLES is None:
+        cps = np.r_[0:0xD800, 0xE000:0x10000].astype(np.uint32)  # no surrogates in UTF-8
+        width = np.where(cps < 0x80, 1, np.where(cps < 0x800, 2, 3))
+        ends = np.cumsum(width)
+        data = np.zeros(int(ends[-1]), dtype=np.uint8)
+        one, two, three = width == 1, width == 2, width == 3
+        at = ends - width
+        data[at[one]] = cps[one]
+        data[at[two]] = 0xC0 | (cps[two] >> 6)
+        data[at[two] + 1] = 0x80 | (cps[two] & 0x3F)
+        data[at[three]] = 0xE0 | (cps[three] >> 12)
+        data[at[three] + 1] = 0x80 | ((cps[three] >> 6) & 0x3F)
+        data[at[three] + 2] = 0x80 | (cps[three] & 0x3F)
+        bounds = np.concatenate([[0], ends]).astype(np.int32)
+        chars = pa.StringArray.from_buffers(len(cps), pa.py_buffer(bounds), pa.py_buffer(data))
+        word = np.zeros(0x10000, dtype=bool)
+        cjk = np.zeros(0x10000, dtype=bool)
+        for table, pattern in ((word, r"^[\p{L}\p{N}\p{M}]$"), (cjk, f"^{CJK_RE2}$")):
+            table[cps] = pc.match_substring_regex(chars, pattern=pattern).to_numpy(
+                zero_copy_only=False
+            )
+        _BMP_TABLES = word, cjk
+    return _BMP_TABLES
+
+
+def _tokenize_bmp(norm: pa.Array, cjk_share: float) -> Tokens:
+    """`_tokenize_unicode` for texts already normalised (NFKC, lower case) whose characters are
+    all in the BMP (1 to 3 UTF-8 bytes): on their code points. A token is a CJK letter alone or a
+    run of other letters, digits and marks, inside one text."""
+    word_table, cjk_table = _bmp_tables()
+    n = len(norm)
+    _, offsets_buf, data_buf = norm.buffers()
+    bounds = np.frombuffer(offsets_buf, dtype=np.int32)[norm.offset : norm.offset + n + 1]
+    bounds = bounds.astype(np.int64)
+    data = (
+        np.frombuffer(data_buf, dtype=np.uint8)[bounds[0] : bounds[-1]]
+        if data_buf is not None and n
+        else np.zeros(0, dtype=np.uint8)
+    )
+    bounds = bounds - (bounds[0] if n else 0)
+    # Code points: one per lead byte, from it and the one or two continuation bytes after it.
+    lead = (data & 0xC0) != 0x80
+    at = np.flatnonzero(lead)
+    padded = np.concatenate([data, np.zeros(2, dtype=np.uint8)]).astype(np.uint32)
+    b0, b1, b2 = padded[at], padded[at + 1], padded[at + 2]
+    cp = np.where(
+        b0 < 0x80,
+        b0,
+        np.where(
+            b0 < 0xE0,
+            ((b0 & 0x1F) << 6) | (b1 & 0x3F),
+            ((b0 & 0x0F) << 12) | ((b1 & 0x3F) << 6) | (b2 & 0x3F),
+        ),
+    )
+    word = word_table[cp]
+    cjk_char = cjk_table[cp]
+    single = word & cjk_char  # a CJK letter is a token of its own
+    run = word & ~cjk_char  # other letters, digits and marks run together
+    # Text bounds in code points: the lead bytes before each text's first byte.
+    char_bounds = np.concatenate([[0], np.cumsum(lead)])[bounds]
+    m = len(cp)
+    after = np.zeros(m, dtype=bool)  # the code point before is part of the same run
+    after[1:] = run[:-1]
+    before = np.zeros(m, dtype=bool)  # the code point after is part of the same run
+    before[:-1] = run[1:]
+    if n:
+        after[char_bounds[:-1][char_bounds[:-1] < m]] = False
+        before[char_bounds[1:][char_bounds[1:] > 0] - 1] = False
+    starts = np.flatnonzero(single | (run & ~after))
+    ends = np.flatnonzero(single | (run & ~before)) + 1
+    # Byte extent of each token, and its bytes next to each other (the word code points' bytes).
+    byte_at = np.append(at, len(data))
+    token_bounds = np.zeros(len(starts) + 1, dtype=np.int32)
+    np.cumsum(byte_at[ends] - byte_at[starts], out=token_bounds[1:])
+    in_word = np.repeat(word, np.diff(byte_at))
+    flat = pa.StringArray.from_buffers(
+        len(starts), pa.py_buffer(token_bounds), pa.py_buffer(data[in_word])
+    )
+    owner = np.searchsorted(char_bounds, starts, side="right") - 1
+    per_text = np.bincount(owner, minlength=n).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum(per_text)]).astype(np.int64)
+    chars = np.diff(char_bounds).astype(np.int64)
+    cjk_chars = np.diff(np.concatenate([[0], np.cumsum(cjk_char)])[char_bounds]).astype(np.int64)
+    cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
+    return Tokens(flat, _hash_strings(flat), offsets, cjk, chars, cjk_chars)
 
 
 # Token -> hash, kept by each process across batches: most tokens of a batch were hashed before.
@@ -106,15 +306,17 @@ def gram_hashes(tok: Tokens, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     total = len(t)
     if total < n:
         return (np.zeros(0, np.uint64), np.zeros(0, np.int64), np.zeros(0, np.int64))
-    h = np.zeros(total - n + 1, dtype=np.uint64)
+    # The rolling hash at every position (in place), then the starts inside one text only.
+    m = total - n + 1
+    h = t[:m].copy()
     with np.errstate(over="ignore"):
-        for k in range(n):
-            h = h * _P + t[k : total - n + 1 + k]
-    starts = np.arange(total - n + 1, dtype=np.int64)
-    owner = np.repeat(np.arange(len(tok.offsets) - 1, dtype=np.int64), tok.lengths)
-    text = owner[: total - n + 1]
-    valid = starts + n <= tok.offsets[text + 1]
-    return h[valid], text[valid], starts[valid]
+        for k in range(1, n):
+            np.multiply(h, _P, out=h)
+            np.add(h, t[k : m + k], out=h)
+    counts = np.maximum(tok.lengths - (n - 1), 0)
+    starts = _ranges(tok.offsets[:-1], counts)
+    text = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    return h[starts], text, starts
 
 
 def whole_hashes(tok: Tokens, rows: np.ndarray) -> np.ndarray:
@@ -166,11 +368,11 @@ def repetition(tok: Tokens, n: int, min_tokens: int) -> np.ndarray:
     h, text, _ = gram_hashes(tok, n)
     if not len(h):
         return out
-    order = np.lexsort((h, text))
-    sh, st = h[order], text[order]
-    new = np.ones(len(sh), dtype=bool)
-    new[1:] = (sh[1:] != sh[:-1]) | (st[1:] != st[:-1])
-    distinct = np.bincount(st[new], minlength=n_texts)
+    # Distinct (text, gram) pairs by hashing, not sorting: grams numbered by pandas.factorize,
+    # then the distinct pair numbers (text * grams + gram) by pandas.unique.
+    codes, grams = pd.factorize(h)
+    pairs = pd.unique(text * len(grams) + codes)
+    distinct = np.bincount(pairs // len(grams), minlength=n_texts)
     total = np.bincount(text, minlength=n_texts)
     scored = (tok.lengths >= min_tokens) & (total > 0)
     out[scored] = np.round(1 - distinct[scored] / total[scored], 4)
@@ -266,7 +468,8 @@ def record_views(batch: pa.RecordBatch | pa.Table, cjk_share: float = 0.3) -> Re
         cjk_chars = per_record(tok.cjk_chars[segs])
         cjk = (chars > 0) & (cjk_chars >= cjk_share * chars)
         offsets = np.concatenate([[0], np.cumsum(per_record(lengths))]).astype(np.int64)
-        out = Tokens(tok.flat, tok.hashes[idx], offsets, cjk, chars, cjk_chars, take=idx)
+        take = idx if tok.take is None else tok.take[idx]
+        out = Tokens(tok.flat, tok.hashes[idx], offsets, cjk, chars, cjk_chars, take=take)
         return out, per_record(raw[segs]) + newlines
 
     prompt, prompt_chars = view((role == USER) | (role == INSTRUCTION) | (role == INPUT))

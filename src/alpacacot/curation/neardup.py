@@ -17,6 +17,7 @@ Shingles are word 5-grams for space-separated text and character 5-grams for CJK
 
 from __future__ import annotations
 
+import array
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -28,6 +29,8 @@ BACKENDS = ("rensa", "datasketch")
 VIEWS = ("prompt", "record")
 # An odd 64-bit multiplier (from splitmix64) to fold a band's rows into one key.
 _MIX = np.uint64(0x9E3779B97F4A7C15)
+# array.array's typecode for unsigned 32-bit items (rensa's digests).
+_U32 = next(code for code in "IL" if array.array(code).itemsize == 4)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,13 @@ def signatures(
         matrix = RMinHash.digest_matrix_from_flat_token_hashes(
             hashes, offsets, params.num_perm, params.seed
         )
-        out[:] = np.asarray(matrix.to_rows(), dtype=np.uint64)
+        # rensa 0.5 exports digests as Python lists only (to_rows); the rows are appended to a
+        # 32-bit array.array (C loops; a value that does not fit raises) and seen by numpy
+        # without a copy: ~1.5x cheaper than numpy's nested-list conversion.
+        flat = array.array(_U32)
+        for row in matrix.to_rows():
+            flat.extend(row)
+        out[:] = np.frombuffer(flat, dtype=np.uint32).reshape(n_texts, params.num_perm)
     elif params.backend == "datasketch":
         from datasketch import MinHash
 

@@ -127,11 +127,9 @@ def plot_overlap(summary: dict[str, Any], png: Path, view: str = "prompt") -> Pa
     keys = sorted(overlap)
     if not keys:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     records = {k: max(v["records"], 1) for k, v in summary["signals"].items()}
     counts = np.array([[overlap[a].get(b, 0) for b in keys] for a in keys], dtype=float)
@@ -140,7 +138,10 @@ def plot_overlap(summary: dict[str, Any], png: Path, view: str = "prompt") -> Pa
     # are legible: rendering 87 x 87 numbers on a 50-inch canvas took 800 MiB and seconds.
     size = min(max(5.0, 0.55 * len(keys) + 2), MAX_FIGURE_INCHES)
     label_size = 10 if len(keys) <= ANNOTATE_SOURCES else 5
-    fig, ax = plt.subplots(figsize=(size + 1.5, size), constrained_layout=True)
+    # A Figure on the Agg canvas, not pyplot: no pyplot import, nothing to close.
+    fig = Figure(figsize=(size + 1.5, size), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     im = ax.imshow(share, cmap="viridis", vmin=0, vmax=max(float(share.max()), 1e-9))
     ax.set_xticks(range(len(keys)), keys, rotation=60, ha="right", fontsize=label_size)
     ax.set_yticks(range(len(keys)), keys, fontsize=label_size)
@@ -163,7 +164,6 @@ def plot_overlap(summary: dict[str, Any], png: Path, view: str = "prompt") -> Pa
     png = Path(png)
     png.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(png, dpi=100, metadata={"Software": None})
-    plt.close(fig)
     return png
 
 

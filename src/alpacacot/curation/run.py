@@ -276,6 +276,10 @@ def curate(
         for old_index in index_dir.glob("benchmarks-*.pkl"):
             old_index.unlink(missing_ok=True)
         index.save(index_path)
+    # The units read it from here: in this process, and in workers forked from it, without
+    # loading the file again (Ray's workers load it).
+    _INDEX.clear()
+    _INDEX[str(index_path)] = index
 
     keys = [k for k in source_keys(manifest) if manifest["sources"][k].get("split") != "eval"]
     old_sources = (previous or {}).get("sources", {})
@@ -421,7 +425,7 @@ def _plan_copies(
         groups.setdefault(u.passes, []).append(i)
     n_slots = 0
     for members in groups.values():
-        ids = [pq.read_table(units[i].shard, columns=["id"]).column("id") for i in members]
+        ids = [_read(units[i].shard, ["id"]).column("id") for i in members]
         lengths = [len(c) for c in ids]
         if not sum(lengths):
             continue
@@ -577,6 +581,11 @@ def _write_table(table: pa.Table, path: Path, compression: str | dict[str, str] 
     tmp.replace(path)
 
 
+def _read(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    """One Parquet file (pq.read_table would import pyarrow.dataset, ~0.25 CPU-s, for nothing)."""
+    return pq.ParquetFile(path).read(columns=columns)
+
+
 def _read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text("utf-8"))
@@ -603,7 +612,7 @@ def _join(
     total = sum(counts)
     src = np.repeat(np.arange(len(keys), dtype=np.int32), counts)
     # Ids stay in Arrow (no Python string per record).
-    ids = [pq.read_table(p, columns=["id"]).column("id").combine_chunks() for p in paths]
+    ids = [_read(p, ["id"]).column("id").combine_chunks() for p in paths]
     all_ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
     del ids
     labels = {}
@@ -611,7 +620,7 @@ def _join(
         view = np.zeros((total, bands), dtype=np.uint64)
         at = 0
         for path, n in zip(paths, counts, strict=True):
-            column = pq.read_table(path, columns=[f"{v}_bands"]).column(0).combine_chunks()
+            column = _read(path, [f"{v}_bands"]).column(0).combine_chunks()
             view[at : at + n] = column.values.to_numpy(zero_copy_only=False).reshape(n, bands)
             at += n
             del column
@@ -634,7 +643,7 @@ def _join(
     _write_table(table, cur_dir / "clusters.parquet")
     del table, rows, in_cluster  # ~3 ids per clustered record: not held through the summary
 
-    contamination = [pq.read_table(_pass_file(cur_dir, k, "contamination")) for k in keys] or [
+    contamination = [_read(_pass_file(cur_dir, k, "contamination")) for k in keys] or [
         CONTAMINATION_SCHEMA.empty_table()
     ]
     hits = pa.concat_tables(contamination)
@@ -754,7 +763,7 @@ def _signal_summary(cur_dir: Path, keys: list[str]) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for key in keys:
-        t = pq.read_table(_pass_file(cur_dir, key, "signals"))
+        t = _read(_pass_file(cur_dir, key, "signals"))
         out[key] = {
             "records": t.num_rows,
             **{
