@@ -662,7 +662,7 @@ def _steps(
     for i, settled in slow_survivors:
         record = complete(settled, int(row_numbers[i]), tagger, entry.record_tags)
         text_bytes[i] = record[1]
-        _append(group, record[2:])
+        group.append(*record[2:])
     try:
         slow_batch = group.to_batch()
     except (pa.ArrowException, ValueError, TypeError):
@@ -701,18 +701,3 @@ def _in_order(
         done = position - k
     pieces.append(fast.slice(done))
     return pa.Table.from_batches(pieces, schema=ARROW_SCHEMA), {}
-
-
-def _append(group: RowGroup, record: tuple[Any, ...]) -> None:
-    rid, instruction, input_, output, history, lang, tags, row, meta, system, rejected = record
-    group.id.append(rid)
-    group.instruction.append(instruction)
-    group.input.append(input_)
-    group.output.append(output)
-    group.history.append(history)
-    group.lang.append(lang)
-    group.tags.append(tags)
-    group.row.append(row)
-    group.meta.append(meta)
-    group.system.append(system)
-    group.rejected.append(rejected)

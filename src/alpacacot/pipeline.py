@@ -310,18 +310,7 @@ class _Candidates:
 
     def add(self, short: int, text_bytes: int, *record: Any) -> None:
         g = self.group
-        rid, instruction, input_, output, history, lang, tags, row, meta, system, rejected = record
-        g.id.append(rid)
-        g.instruction.append(instruction)
-        g.input.append(input_)
-        g.output.append(output)
-        g.history.append(history)
-        g.lang.append(lang)
-        g.tags.append(tags)
-        g.row.append(row)
-        g.meta.append(meta)
-        g.system.append(system)
-        g.rejected.append(rejected)
+        g.append(*record)
         self.ids.append(short)
         self.text_bytes.append(text_bytes)
         if len(g.id) >= ROW_GROUP:

@@ -40,6 +40,33 @@ class RowGroup:
     def __len__(self) -> int:
         return len(self.id)
 
+    def append(
+        self,
+        rid: str,
+        instruction: str,
+        input: str,
+        output: str,
+        history: list[dict[str, str]],
+        lang: str,
+        tags: list[str],
+        row: int,
+        meta: str,
+        system: str | None,
+        rejected: str | None,
+    ) -> None:
+        """Add one record, its fields in the order of the shard's columns."""
+        self.id.append(rid)
+        self.instruction.append(instruction)
+        self.input.append(input)
+        self.output.append(output)
+        self.history.append(history)
+        self.lang.append(lang)
+        self.tags.append(tags)
+        self.row.append(row)
+        self.meta.append(meta)
+        self.system.append(system)
+        self.rejected.append(rejected)
+
     def set_file(self, file: str, revision: str) -> None:
         """The records added from now on come from `file` at `revision`."""
         if self.files[-1][0] == len(self.id):

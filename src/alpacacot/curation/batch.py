@@ -144,9 +144,8 @@ _LOWER_BYTE = np.arange(256, dtype=np.uint8)
 _LOWER_BYTE[65:91] += 32
 
 
-def _tokenize_ascii(arr: pa.Array, cjk_share: float) -> Tokens:
-    """`_tokenize_unicode` for ASCII texts, on their bytes: runs of letters and digits inside
-    one text, lower-cased, copied next to each other into one string array."""
+def _utf8_bytes(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's UTF-8 bytes (no copy) and each text's bounds in them, from 0."""
     n = len(arr)
     _, offsets_buf, data_buf = arr.buffers()
     bounds = np.frombuffer(offsets_buf, dtype=np.int32)[arr.offset : arr.offset + n + 1]
@@ -156,7 +155,14 @@ def _tokenize_ascii(arr: pa.Array, cjk_share: float) -> Tokens:
         if data_buf is not None and n
         else np.zeros(0, dtype=np.uint8)
     )
-    bounds = bounds - (bounds[0] if n else 0)
+    return data, bounds - (bounds[0] if n else 0)
+
+
+def _tokenize_ascii(arr: pa.Array, cjk_share: float) -> Tokens:
+    """`_tokenize_unicode` for ASCII texts, on their bytes: runs of letters and digits inside
+    one text, lower-cased, copied next to each other into one string array."""
+    n = len(arr)
+    data, bounds = _utf8_bytes(arr)
     word = _WORD_BYTE[data]
     # A token starts at a word byte after a non-word byte or at a text's start; it ends likewise.
     after = np.zeros(len(data), dtype=bool)  # the byte before is a word byte of the same text
@@ -223,15 +229,7 @@ def _tokenize_bmp(norm: pa.Array, cjk_share: float) -> Tokens:
     run of other letters, digits and marks, inside one text."""
     word_table, cjk_table = _bmp_tables()
     n = len(norm)
-    _, offsets_buf, data_buf = norm.buffers()
-    bounds = np.frombuffer(offsets_buf, dtype=np.int32)[norm.offset : norm.offset + n + 1]
-    bounds = bounds.astype(np.int64)
-    data = (
-        np.frombuffer(data_buf, dtype=np.uint8)[bounds[0] : bounds[-1]]
-        if data_buf is not None and n
-        else np.zeros(0, dtype=np.uint8)
-    )
-    bounds = bounds - (bounds[0] if n else 0)
+    data, bounds = _utf8_bytes(norm)
     # Code points: one per lead byte, from it and the one or two continuation bytes after it.
     lead = (data & 0xC0) != 0x80
     at = np.flatnonzero(lead)
