@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -340,7 +341,9 @@ def curate(
         address=ray_address,
     )
 
-    summary = _join(cur_dir, keys, params, index, catalog)
+    from alpacacot.curation.report import OVERLAP_FIGURE
+
+    summary, drawing = _join(cur_dir, keys, params, index, catalog, out_dir / OVERLAP_FIGURE)
     record = {
         "format": "alpacacot-curation",
         "format_version": FORMAT_VERSION,
@@ -371,9 +374,9 @@ def curate(
     manifest["curation"] = record
     _write_json(out_dir / "manifest.json", manifest)
     from alpacacot.card import write_card
-    from alpacacot.curation.report import OVERLAP_FIGURE, plot_overlap
 
-    plot_overlap(summary, out_dir / OVERLAP_FIGURE)
+    if drawing is not None:
+        drawing.result()  # the card shows the figure
     write_card(out_dir, manifest, catalog)
     return CurationReport(summary=summary, redone=redone, reused=reused)
 
@@ -601,9 +604,17 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------- the join
 def _join(
-    cur_dir: Path, keys: list[str], params: CurationParams, index: BenchmarkIndex, catalog: Any
-) -> dict[str, Any]:
-    """Clusters, overlap matrix, contamination table and signal counts over every source."""
+    cur_dir: Path,
+    keys: list[str],
+    params: CurationParams,
+    index: BenchmarkIndex,
+    catalog: Any,
+    figure: Path | None = None,
+) -> tuple[dict[str, Any], Future[Path | None] | None]:
+    """Clusters, overlap matrix, contamination table and signal counts over every source.
+
+    With `figure`, the prompt view's overlap heatmap is drawn there in a thread as soon as that
+    view is clustered, while the rest of the join runs; the second value is that drawing."""
     # Band keys of every source go straight into one preallocated array, one view at a time (no
     # second copy): the keys of one view are the largest thing the join holds (bands x 8 B/record).
     bands = params.neardup.bands
@@ -616,6 +627,8 @@ def _join(
     all_ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
     del ids
     labels = {}
+    overlap: dict[str, dict[str, dict[str, int]]] = {}
+    drawing: Future[Path | None] | None = None
     for v in VIEWS:
         view = np.zeros((total, bands), dtype=np.uint64)
         at = 0
@@ -626,6 +639,9 @@ def _join(
             del column
         labels[v] = clusters(view)
         del view
+        overlap[v] = _overlap(labels[v], src, keys)
+        if v == FIGURE_VIEW and figure is not None:
+            drawing = _draw_overlap(cur_dir, keys, overlap[v], figure)
     sizes = {v: np.bincount(labels[v], minlength=len(all_ids)) for v in VIEWS}
     in_cluster = np.zeros(len(all_ids), dtype=bool)
     for v in VIEWS:
@@ -649,13 +665,13 @@ def _join(
     hits = pa.concat_tables(contamination)
     _write_table(hits, cur_dir / "contamination.parquet")
 
-    return {
+    summary = {
         "records": int(len(all_ids)),
         "near_duplicates": {
             v: {
                 "records_in_clusters": int((sizes[v][labels[v]] > 1).sum()),
                 "clusters": int((sizes[v] > 1).sum()),
-                "overlap": _overlap(labels[v], src, keys),
+                "overlap": overlap[v],
                 "largest": _largest(labels[v], sizes[v], src, keys, all_ids, cur_dir),
             }
             for v in VIEWS
@@ -663,6 +679,27 @@ def _join(
         "contamination": _contamination_summary(hits, keys, catalog),
         "signals": _signal_summary(cur_dir, keys),
     }
+    return summary, drawing
+
+
+FIGURE_VIEW = "prompt"  # the view of the card's overlap heatmap
+
+
+def _draw_overlap(
+    cur_dir: Path, keys: list[str], overlap: dict[str, dict[str, int]], figure: Path
+) -> Future[Path | None]:
+    """Draw the overlap heatmap in a thread of its own (what it reads is final already)."""
+    from alpacacot.curation.report import plot_overlap
+
+    records = {
+        key: {"records": pq.ParquetFile(_pass_file(cur_dir, key, "signals")).metadata.num_rows}
+        for key in keys
+    }
+    partial = {"near_duplicates": {FIGURE_VIEW: {"overlap": overlap}}, "signals": records}
+    pool = ThreadPoolExecutor(max_workers=1)
+    drawing = pool.submit(plot_overlap, partial, figure, FIGURE_VIEW)
+    pool.shutdown(wait=False)
+    return drawing
 
 
 def _overlap(labels: np.ndarray, src: np.ndarray, keys: list[str]) -> dict[str, dict[str, int]]:
