@@ -175,3 +175,38 @@ def test_copies_get_what_computing_each_record_gives(curated: Path) -> None:
             for r in hits.to_pylist()
         ] == rows
     assert copies  # the excerpts share records (gpt4all's are CodeAlpaca's): the copy path ran
+
+
+def test_clusters_equal_clustering_every_record(curated: Path) -> None:
+    """The join clusters first occurrences only and gives each exact copy its original's cluster:
+    clusters.parquet holds what clustering every record of every source gives."""
+    import numpy as np
+
+    from alpacacot.curation.neardup import VIEWS, clusters
+    from alpacacot.hub.collection import source_keys
+
+    manifest = _manifest(curated)
+    keys = [k for k in source_keys(manifest) if manifest["sources"][k].get("split") != "eval"]
+    tables = [pq.read_table(curated / "curation" / "cache" / f"{k}.neardup.parquet") for k in keys]
+    ids = [i for t in tables for i in t.column("id").to_pylist()]
+    sources = [k for k, t in zip(keys, tables, strict=True) for _ in range(t.num_rows)]
+    assert len(set(ids)) < len(ids)  # copies across sources: the shortcut is exercised
+    expected: dict[tuple[str, str], dict[str, object]] = {}
+    for v in VIEWS:
+        bands = np.concatenate(
+            [t.column(f"{v}_bands").combine_chunks().values.to_numpy() for t in tables]
+        ).reshape(len(ids), -1)
+        labels = clusters(bands)
+        sizes = np.bincount(labels, minlength=len(ids))
+        for row, label in enumerate(labels):
+            entry = expected.setdefault((sources[row], ids[row]), {})
+            entry[f"{v}_cluster"] = ids[label]
+            entry[f"{v}_cluster_size"] = int(sizes[label])
+    expected = {
+        k: e for k, e in expected.items() if any(e[f"{v}_cluster_size"] > 1 for v in VIEWS)
+    }
+    written = {
+        (r.pop("source"), r.pop("id")): r
+        for r in pq.read_table(curated / "curation" / "clusters.parquet").to_pylist()
+    }
+    assert written == expected and expected

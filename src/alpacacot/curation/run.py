@@ -626,18 +626,32 @@ def _join(
     ids = [_read(p, ["id"]).column("id").combine_chunks() for p in paths]
     all_ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
     del ids
+    # Exact copies (the same content id) have the same band keys, so they are always in the
+    # cluster of their first occurrence: only first occurrences are clustered, and a copy takes
+    # its first occurrence's label. Labels are the cluster's first row, a first occurrence, so
+    # this gives the labels clustering every row would. A source of copies only is not read.
+    first = _first_occurrences(all_ids)
+    distinct = np.flatnonzero(first == np.arange(total))
+    position = np.full(total, -1, dtype=np.int64)
+    position[distinct] = np.arange(len(distinct))
     labels = {}
     overlap: dict[str, dict[str, dict[str, int]]] = {}
     drawing: Future[Path | None] | None = None
     for v in VIEWS:
-        view = np.zeros((total, bands), dtype=np.uint64)
-        at = 0
+        view = np.zeros((len(distinct), bands), dtype=np.uint64)
+        at = filled = 0
         for path, n in zip(paths, counts, strict=True):
-            column = _read(path, [f"{v}_bands"]).column(0).combine_chunks()
-            view[at : at + n] = column.values.to_numpy(zero_copy_only=False).reshape(n, bands)
+            keep = position[at : at + n] >= 0
             at += n
-            del column
-        labels[v] = clusters(view)
+            if not keep.any():
+                continue
+            column = _read(path, [f"{v}_bands"]).column(0).combine_chunks()
+            values = column.values.to_numpy(zero_copy_only=False).reshape(n, bands)
+            k = int(keep.sum())
+            view[filled : filled + k] = values if k == n else values[keep]
+            filled += k
+            del column, values
+        labels[v] = distinct[clusters(view)][position[first]]
         del view
         overlap[v] = _overlap(labels[v], src, keys)
         if v == FIGURE_VIEW and figure is not None:
@@ -680,6 +694,17 @@ def _join(
         "signals": _signal_summary(cur_dir, keys),
     }
     return summary, drawing
+
+
+def _first_occurrences(ids: pa.Array) -> np.ndarray:
+    """For each row, the first row with the same id."""
+    import pyarrow.compute as pc
+
+    if not len(ids):
+        return np.zeros(0, dtype=np.int64)
+    codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)
+    _, first_at = np.unique(codes, return_index=True)
+    return first_at.astype(np.int64)[codes]
 
 
 FIGURE_VIEW = "prompt"  # the view of the card's overlap heatmap
