@@ -553,11 +553,13 @@ def _write_source(
         for view in VIEWS:
             flat = np.concatenate([p["keys"][view] for p in parts]).reshape(-1)
             cols[f"{view}_bands"] = pa.FixedSizeListArray.from_arrays(pa.array(flat), bands)
-        # Band keys are hashes: zstd spends half the write on them and saves no byte.
+        # Band keys and ids are hashes: zstd spends half the write on the keys and saves no
+        # byte, and a dictionary (parquet's default) is tried on every column chunk in vain.
         _write_table(
             pa.table(cols),
             _pass_file(cur_dir, key, "neardup"),
             {"id": "zstd", **{f"{view}_bands": "none" for view in VIEWS}},
+            use_dictionary=False,
         )
     if "contamination" in passes:
         rows, at = [], 0
@@ -577,10 +579,15 @@ def _write_source(
         )
 
 
-def _write_table(table: pa.Table, path: Path, compression: str | dict[str, str] = "zstd") -> None:
+def _write_table(
+    table: pa.Table,
+    path: Path,
+    compression: str | dict[str, str] = "zstd",
+    use_dictionary: bool = True,
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    pq.write_table(table, tmp, compression=compression)
+    pq.write_table(table, tmp, compression=compression, use_dictionary=use_dictionary)
     tmp.replace(path)
 
 
