@@ -202,9 +202,7 @@ def test_clusters_equal_clustering_every_record(curated: Path) -> None:
             entry = expected.setdefault((sources[row], ids[row]), {})
             entry[f"{v}_cluster"] = ids[label]
             entry[f"{v}_cluster_size"] = int(sizes[label])
-    expected = {
-        k: e for k, e in expected.items() if any(e[f"{v}_cluster_size"] > 1 for v in VIEWS)
-    }
+    expected = {k: e for k, e in expected.items() if any(e[f"{v}_cluster_size"] > 1 for v in VIEWS)}
     written = {
         (r.pop("source"), r.pop("id")): r
         for r in pq.read_table(curated / "curation" / "clusters.parquet").to_pylist()
