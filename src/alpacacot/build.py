@@ -307,9 +307,7 @@ def _run_units(
                     merges[key] = None
                     finish(entry, sources[key][2], result.entry)
                     continue
-                merges[key] = SourceMerge(
-                    entry, request.out_dir, request.options, background_writes=executor.workers > 1
-                )
+                merges[key] = SourceMerge(entry, request.out_dir, request.options)
             merge = merges[key]
             if merge is None:
                 continue
@@ -426,45 +424,25 @@ def _build_locked(
         if on_done:
             on_done(entry.key, "built")
 
-    own_executor = executor is None
-    if own_executor and request.executor == "ray" and request.keys:
-        # A Ray started for the run takes seconds to come up: start it while the inputs are
-        # fetched and hashed (threads; sha256 releases the GIL). Ray must start in this thread.
-        executor = get_executor(request.executor, request.workers, request.ray_address)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(_collect_all, catalog, request)
-            try:
-                executor.start()  # type: ignore[attr-defined]
-            except BaseException:
-                pending.result()
-                close_executor(executor)
-                raise
-            collected = pending.result()
-    else:
-        collected = _collect_all(catalog, request)
-    try:
-        for key, files in zip(request.keys, collected, strict=True):
-            entry = catalog.datasets[key]
-            try:
-                if isinstance(files, Exception):
-                    raise files
-                fp = source_fingerprint(entry, files, request.options)
-                current = not request.force and is_current(old_sources.get(key), fp, out_dir)
-            except Exception as exc:  # noqa: BLE001 - any error is this source's failure
-                fail(entry, exc)
-                continue
-            if current:
-                skipped.append(key)
-                if on_done:
-                    on_done(key, "unchanged")
-                continue
-            todo.append((entry, files, fp))
-    except BaseException:
-        if own_executor and executor is not None:
-            close_executor(executor)
-        raise
+    for key, files in zip(request.keys, _collect_all(catalog, request), strict=True):
+        entry = catalog.datasets[key]
+        try:
+            if isinstance(files, Exception):
+                raise files
+            fp = source_fingerprint(entry, files, request.options)
+            current = not request.force and is_current(old_sources.get(key), fp, out_dir)
+        except Exception as exc:  # noqa: BLE001 - any error is this source's failure
+            fail(entry, exc)
+            continue
+        if current:
+            skipped.append(key)
+            if on_done:
+                on_done(key, "unchanged")
+            continue
+        todo.append((entry, files, fp))
 
     interrupted = False
+    own_executor = executor is None
     if todo and executor is None:
         executor = get_executor(request.executor, request.workers, request.ray_address)
     with _gc_threshold(GC_THRESHOLD):

@@ -25,7 +25,6 @@ import shutil
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -273,11 +272,6 @@ def prepare_staging(out_dir: Path, key: str) -> Path:
     return tmp / "units"
 
 
-def _write_batches(writer: pq.ParquetWriter, table: pa.Table) -> None:
-    for batch in table.to_batches():
-        writer.write_batch(batch)
-
-
 class SourceMerge:
     """Merge a source's unit outputs, given in unit order, into its shards and rejects file.
 
@@ -287,20 +281,8 @@ class SourceMerge:
     closed then); a row group's schema rejects follow the rejects of rows read before it was
     written."""
 
-    def __init__(
-        self,
-        entry: DatasetEntry,
-        out_dir: Path,
-        options: BuildOptions,
-        *,
-        background_writes: bool = False,
-    ):
+    def __init__(self, entry: DatasetEntry, out_dir: Path, options: BuildOptions):
         self.key = entry.key
-        # Parquet encoding and zstd (most of the merge's time) release the GIL: with
-        # `background_writes` they run in one thread of their own, in order, while this thread
-        # takes the next unit. The same calls on the same writer, so the same bytes.
-        self._writes = ThreadPoolExecutor(max_workers=1) if background_writes else None
-        self._pending: deque[Future[None]] = deque()
         self.out_dir = out_dir
         self.max_shard_bytes = options.max_shard_bytes
         # Made empty by `prepare_staging` before the source's units run (they may spill into it).
@@ -404,26 +386,13 @@ class SourceMerge:
             self.records.append(0)
             self.writer = pq.ParquetWriter(path, ARROW_SCHEMA, compression="zstd")
         if table.num_rows:
-            self._write(self.writer, table)
+            for batch in table.to_batches():
+                self.writer.write_batch(batch)
             self.records[-1] += table.num_rows
             counts = pc.value_counts(table.column("lang")).to_pylist()
             self.langs.update({c["values"]: c["counts"] for c in counts})
 
-    def _write(self, writer: pq.ParquetWriter, table: pa.Table) -> None:
-        if self._writes is None:
-            _write_batches(writer, table)
-            return
-        while len(self._pending) >= 2:  # at most two row groups waiting: memory stays bounded
-            self._pending.popleft().result()
-        self._pending.append(self._writes.submit(_write_batches, writer, table))
-
-    def _wait_for_writes(self) -> None:
-        """Every row group handed to the writer thread is written (its error raised here)."""
-        while self._pending:
-            self._pending.popleft().result()
-
     def _close_shard(self) -> None:
-        self._wait_for_writes()
         if self.writer is not None:
             self.writer.close()
             self.writer = None
@@ -462,8 +431,6 @@ class SourceMerge:
             if not (self.tmp / STAGED_REJECTS).exists():
                 (self.tmp / STAGED_REJECTS).write_bytes(b"")
             shutil.rmtree(self.tmp / "units", ignore_errors=True)
-            if self._writes is not None:
-                self._writes.shutdown(wait=True)
         except BaseException:
             self.abort()
             raise
@@ -487,11 +454,6 @@ class SourceMerge:
 
     def abort(self) -> None:
         """Drop the unfinished output; the previous build of the source stays."""
-        for pending in self._pending:
-            pending.cancel()
-        if self._writes is not None:
-            self._writes.shutdown(wait=True)
-        self._pending.clear()
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -46,11 +46,11 @@ def test_local_one_and_two_workers_write_the_same_files_as_one_pass(catalog, one
     assert fingerprint(tmp_path / "j2-whole") == one_process
 
 
-def test_shards_closed_while_row_groups_are_written_in_the_background(
+def test_many_row_groups_and_shards_merged_from_workers_are_one_process_s(
     catalog, tmp_path, monkeypatch
 ):
-    """With several workers the build process writes row groups from a thread of their own; with
-    small row groups and shards, shards close while row groups wait: the files are one process's."""
+    """Row groups of 40 records and shards of 20 KB of text: the merge cuts groups and closes
+    shards inside and across units, and two workers give the files one process gives."""
     monkeypatch.setattr("alpacacot.units.ROW_GROUP", 40)
     small = 20_000  # bytes of record text: several shards per source
     reference = run_build(catalog, tmp_path / "j1", workers=1, max_shard_bytes=small)

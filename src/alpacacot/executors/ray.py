@@ -81,10 +81,6 @@ class RayExecutor:
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         return ray
 
-    def start(self) -> None:
-        """Connect to the cluster (or start the Ray of this run) now rather than at the first `map`."""
-        self._connect()
-
     def close(self) -> None:
         """Stop the Ray this executor started (a cluster it joined is left running)."""
         if self._started:
