@@ -662,7 +662,7 @@ def _join(
         del view
         overlap[v] = _overlap(labels[v], src, keys)
         if v == FIGURE_VIEW and figure is not None:
-            drawing = _draw_overlap(cur_dir, keys, overlap[v], figure)
+            drawing = _draw_overlap(dict(zip(keys, counts, strict=True)), overlap[v], figure)
     sizes = {v: np.bincount(labels[v], minlength=len(all_ids)) for v in VIEWS}
     in_cluster = np.zeros(len(all_ids), dtype=bool)
     for v in VIEWS:
@@ -718,16 +718,15 @@ FIGURE_VIEW = "prompt"  # the view of the card's overlap heatmap
 
 
 def _draw_overlap(
-    cur_dir: Path, keys: list[str], overlap: dict[str, dict[str, int]], figure: Path
+    records: dict[str, int], overlap: dict[str, dict[str, int]], figure: Path
 ) -> Future[Path | None]:
     """Draw the overlap heatmap in a thread of its own (what it reads is final already)."""
     from alpacacot.curation.report import plot_overlap
 
-    records = {
-        key: {"records": pq.ParquetFile(_pass_file(cur_dir, key, "signals")).metadata.num_rows}
-        for key in keys
+    partial = {
+        "near_duplicates": {FIGURE_VIEW: {"overlap": overlap}},
+        "signals": {key: {"records": n} for key, n in records.items()},
     }
-    partial = {"near_duplicates": {FIGURE_VIEW: {"overlap": overlap}}, "signals": records}
     pool = ThreadPoolExecutor(max_workers=1)
     drawing = pool.submit(plot_overlap, partial, figure, FIGURE_VIEW)
     pool.shutdown(wait=False)
