@@ -70,37 +70,51 @@ ROLE_ALIASES = {
 }
 
 
+def sharegpt_messages(
+    row: dict[str, Any], col: str
+) -> tuple[list[tuple[int, Any, str]], dict[str, Any]]:
+    """A ShareGPT row's messages as (position, `from`, value), each checked to hold a string
+    value, and the row's other fields as meta. Roles are left to the caller (`ROLE_ALIASES`)."""
+    turns = row.get(col)
+    if not isinstance(turns, list):
+        raise RejectRow(col, "missing field" if turns is None else "expected a list of messages")
+    messages = []
+    for n, msg in enumerate(turns):
+        if not isinstance(msg, dict) or not isinstance(msg.get("value"), str):
+            raise RejectRow(col, f"message {n} has no string 'value'")
+        messages.append((n, msg.get("from"), msg["value"]))
+    return messages, meta_of(row, frozenset({col}))
+
+
+def role_of(sender: Any, col: str, n: int) -> str:
+    """`user` or `assistant` for a ShareGPT `from` value; an unknown one rejects the row."""
+    role = ROLE_ALIASES.get(str(sender).lower())
+    if role is None:
+        raise RejectRow(col, f"message {n} has unknown role {sender!r}")
+    return role
+
+
 @register("sharegpt")
 def sharegpt_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
     """ShareGPT: `conversations: [{from: human|gpt|system, value}]`."""
     col = entry.fields.get("history", "conversations")
 
     def normalize(row: dict[str, Any]) -> Draft:
-        turns = row.get(col)
-        if not isinstance(turns, list):
-            raise RejectRow(
-                col, "missing field" if turns is None else "expected a list of messages"
-            )
-        meta = meta_of(row, frozenset({col}))
+        messages, meta = sharegpt_messages(row, col)
         pairs: list[tuple[str, str]] = []
         pending: str | None = None
-        for n, msg in enumerate(turns):
-            if not isinstance(msg, dict) or not isinstance(msg.get("value"), str):
-                raise RejectRow(col, f"message {n} has no string 'value'")
-            role = ROLE_ALIASES.get(str(msg.get("from", "")).lower())
-            if msg.get("from") == "system":
-                meta["system"] = msg["value"]
+        for n, sender, value in messages:
+            if sender == "system":
+                meta["system"] = value
                 continue
-            if role is None:
-                raise RejectRow(col, f"message {n} has unknown role {msg.get('from')!r}")
-            if role == "user":
+            if role_of(sender, col, n) == "user":
                 if pending is not None:
                     raise RejectRow(col, f"message {n}: two user messages in a row")
-                pending = msg["value"]
+                pending = value
             else:
                 if pending is None:
                     raise RejectRow(col, f"message {n}: an answer with no question before it")
-                pairs.append((pending, msg["value"]))
+                pairs.append((pending, value))
                 pending = None
         if pending is not None:
             meta["unanswered_last_user_message"] = pending

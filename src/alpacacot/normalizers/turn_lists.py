@@ -13,7 +13,7 @@ from typing import Any
 
 from alpacacot.catalog import DatasetEntry
 from alpacacot.normalizers import Draft, Normalize, RejectRow, register, text_field
-from alpacacot.normalizers.dialogue import ROLE_ALIASES, from_turns
+from alpacacot.normalizers.dialogue import from_turns, role_of, sharegpt_messages
 from alpacacot.normalizers.fields import meta_of
 from alpacacot.normalizers.html_text import html_to_text, looks_like_html
 
@@ -46,21 +46,11 @@ def sharegpt_html_normalizer(entry: DatasetEntry, subset: str) -> Normalize:
     col = entry.fields.get("history", "conversations")
 
     def normalize(row: dict[str, Any]) -> Draft:
-        turns = row.get(col)
-        if not isinstance(turns, list):
-            raise RejectRow(
-                col, "missing field" if turns is None else "expected a list of messages"
-            )
-        meta = meta_of(row, frozenset({col}))
+        messages, meta = sharegpt_messages(row, col)
         pairs: list[tuple[str, str]] = []
         pending: str | None = None
-        for n, msg in enumerate(turns):
-            if not isinstance(msg, dict) or not isinstance(msg.get("value"), str):
-                raise RejectRow(col, f"message {n} has no string 'value'")
-            role = ROLE_ALIASES.get(str(msg.get("from", "")).lower())
-            if role is None:
-                raise RejectRow(col, f"message {n} has unknown role {msg.get('from')!r}")
-            value = msg["value"]
+        for n, sender, value in messages:
+            role = role_of(sender, col, n)
             text = html_to_text(value) if looks_like_html(value) else value
             if role == "user":
                 if pending is not None:  # two user messages in a row: one turn
