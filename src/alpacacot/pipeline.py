@@ -393,7 +393,13 @@ def unit_output(
     if spill is not None:
         # Through the page cache instead of a pipe: the merging process maps the file.
         table_file = str(spill)
-        with pa.OSFile(table_file, "wb") as sink, pa.ipc.new_file(sink, ARROW_SCHEMA) as w:
+        # Buffered: the IPC writer writes each buffer and its padding on its own (~8,000 small
+        # writes for a unit of 40,000 records, one system call each unbuffered).
+        with (
+            pa.OSFile(table_file, "wb") as file,
+            pa.BufferedOutputStream(file, buffer_size=1 << 20) as sink,
+            pa.ipc.new_file(sink, ARROW_SCHEMA) as w,
+        ):
             w.write_table(table)
         table = None
     return UnitOutput(

@@ -43,7 +43,7 @@ from alpacacot.outdir import REJECTS, STAGED_REJECTS, staging_dir
 from alpacacot.pipeline import BuildOptions, Counts, UnitOutput
 from alpacacot.readers import _BOM, iter_rows
 from alpacacot.record import ARROW_SCHEMA
-from alpacacot.writer import ROW_GROUP, RejectWriter
+from alpacacot.writer import ROW_GROUP, SHARD_OPTIONS, RejectWriter
 
 # How much of a large file one unit takes: big enough that a unit's fixed cost (a task, its
 # result's transfer) is small against its records (~40,000 Alpaca records), small enough that two
@@ -112,48 +112,41 @@ def _groups_rows(entry: DatasetEntry, cf: CollectedFile) -> bool:
     return bool(getattr(normalize, "group_by", None))
 
 
-def _cut_points(path: Path, size: int, unit_bytes: int) -> list[int]:
-    """Offsets just after a line end, about `unit_bytes` apart (the first is 0)."""
-    cuts = [0]
+def _spans(
+    path: Path, size: int, unit_bytes: int, odd: bytes
+) -> Iterator[tuple[int, int, int, bool]]:
+    """(start, end, first line, odd) of each part of the file, found as they are asked for: parts
+    of about `unit_bytes` cut just after a line end, the number of the line each starts at, and
+    whether a byte of `odd` is in the part (a quote or a carriage return, where a delimited file's
+    rows need not be its lines). The file is read once, a part at a time, so the first units can
+    run while the rest of a large file is still being cut."""
+    odd_bytes = [odd[i : i + 1] for i in range(len(odd))]
     with open(path, "rb") as fh:
-        pos = unit_bytes
-        while pos < size:
-            fh.seek(pos - 1)
-            at = pos - 1
-            while chunk := fh.read(1 << 16):
-                i = chunk.find(b"\n")
-                if i >= 0:
-                    at += i + 1
-                    break
-                at += len(chunk)
-            else:
-                break
-            if at >= size:
-                break
-            cuts.append(at)
-            pos = at + unit_bytes
-    return cuts
-
-
-def _line_counts(path: Path, cuts: list[int], size: int, odd: bytes) -> tuple[list[int], bool]:
-    """The line number at each cut, and whether any byte of `odd` is in the file (a quote or a
-    carriage return, where a delimited file's rows need not be its lines)."""
-    firsts, lines, at, found = [0], 0, 0, False
-    with open(path, "rb") as fh:
-        for end in cuts[1:]:
+        start, first = 0, 0
+        while start < size:
+            end = size
+            pos = start + unit_bytes
+            if pos < size:
+                fh.seek(pos - 1)
+                at = pos - 1
+                while chunk := fh.read(1 << 16):
+                    i = chunk.find(b"\n")
+                    if i >= 0:
+                        end = min(size, at + i + 1)
+                        break
+                    at += len(chunk)
+            fh.seek(start)
+            lines, found, at = 0, False, start
             while at < end:
                 block = fh.read(min(1 << 24, end - at))
+                if not block:
+                    break
                 lines += block.count(b"\n")
-                found = found or any(b in block for b in _split(odd))
+                found = found or any(b in block for b in odd_bytes)
                 at += len(block)
-            firsts.append(lines)
-        while not found and (block := fh.read(1 << 24)):
-            found = any(b in block for b in _split(odd))
-    return firsts, found
-
-
-def _split(odd: bytes) -> list[bytes]:
-    return [odd[i : i + 1] for i in range(len(odd))]
+            yield start, end, first, found
+            first += lines
+            start = end
 
 
 def _header(path: Path, fmt: str) -> list[str] | None:
@@ -216,18 +209,20 @@ def cut_file(
         else:
             yield from _row_units(entry, cf, options, seq, unit_rows)
         return
-    cuts = _cut_points(cf.path, size, unit_bytes)
     # JSON Lines rows are lines; csv's reader also ends a row at a lone \r, and a quoted CSV
     # field may hold a line end (TSV is read without quoting).
     odd = {"jsonl": b"", "tsv": b"\r", "csv": b'\r"'}[entry.format]
-    firsts, found = _line_counts(cf.path, cuts, size, odd)
+    spans: Iterator[tuple[int, int, int, bool]] = _spans(cf.path, size, unit_bytes, odd)
     columns = entry.columns
     if entry.format != "jsonl":
-        if found:  # a quoted field or a \r may hold a line end: lines are not rows
+        # A quoted field or a \r anywhere may hold a line end: then lines are not rows, and that
+        # is known only once the whole file is read.
+        spans = iter(listed := list(spans))
+        if any(found for *_, found in listed):
             yield from _row_units(entry, cf, options, seq, unit_rows)
             return
         columns = columns or _header(cf.path, entry.format)
-    for n, (start, end, first) in enumerate(zip(cuts, [*cuts[1:], size], firsts, strict=True)):
+    for n, (start, end, first, _) in enumerate(spans):
         yield WorkUnit(
             entry,
             cf,
@@ -384,7 +379,7 @@ class SourceMerge:
             path = self.tmp / f".train-{len(self.paths):05d}.parquet.part"
             self.paths.append(path)
             self.records.append(0)
-            self.writer = pq.ParquetWriter(path, ARROW_SCHEMA, compression="zstd")
+            self.writer = pq.ParquetWriter(path, ARROW_SCHEMA, **SHARD_OPTIONS)
         if table.num_rows:
             for batch in table.to_batches():
                 self.writer.write_batch(batch)
@@ -407,7 +402,7 @@ class SourceMerge:
             self._close_shard()
             if not self.paths:  # a source with no valid record still gets a readable (empty) shard
                 path = self.tmp / ".train-00000.parquet.part"
-                pq.write_table(ARROW_SCHEMA.empty_table(), path, compression="zstd")
+                pq.write_table(ARROW_SCHEMA.empty_table(), path, **SHARD_OPTIONS)
                 self.paths.append(path)
                 self.records.append(0)
             total = len(self.paths)
