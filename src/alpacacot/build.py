@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import time
 import traceback
@@ -64,6 +65,7 @@ FORMAT_VERSION = 1
 # Modules whose code decides what a build writes; a change to any of them rebuilds every source.
 PIPELINE_MODULES = (
     "catalog.py",
+    "columnar.py",
     "lang.py",
     "pipeline.py",
     "readers.py",
@@ -255,20 +257,25 @@ def _run_units(
     )
     unit_keys: list[tuple[str, bool]] = []  # unit index -> (source key, last of it?)
 
-    # Local worker processes leave their records in the staging folder (cheaper than a pipe);
-    # elsewhere (Ray, possibly on other machines) they come back with the result.
-    spill = executor.name == "local"
+    # Workers leave their records in the staging folder (the page cache is cheaper than a pipe or
+    # Ray's object store): local ones always, Ray ones where they find this build's token in it
+    # (this machine, or a file system they share); elsewhere, and in this process, the records
+    # come back with the result.
+    local = executor.name == "local"
+    spill = local or executor.name == "ray"
+    token = secrets.token_hex(16) if spill and not local else None
     prepared: list[str] = []  # sources whose staging folder exists
 
     def units() -> Iterator[WorkUnit]:
         for entry, files, _ in by_size:
-            folder = prepare_staging(request.out_dir, entry.key)
+            folder = prepare_staging(request.out_dir, entry.key, token)
             prepared.append(entry.key)
             for unit in cut_source(
                 entry, files, request.options, request.unit_bytes, request.unit_rows
             ):
-                unit.spill = str(folder) if spill else None
-                if spill and unit.seq == 0 and unit.last:
+                if spill:
+                    unit.spill, unit.spill_token = str(folder), token
+                if local and unit.seq == 0 and unit.last:
                     unit.merge_into = str(request.out_dir)
                 unit_keys.append((entry.key, unit.last))
                 yield unit

@@ -543,8 +543,10 @@ def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
         report = _reporting(report, key)
     tagger = LanguageTagger(options.lang_backend, entry.languages)
     # (A unit merged where it runs keeps its records in memory.)
+    from alpacacot.units import spill_reachable  # (units imports this module)
+
     spill = None
-    if unit.spill and unit.merge_into is None:
+    if unit.merge_into is None and spill_reachable(unit):
         spill = Path(unit.spill) / f"{unit.seq:06d}.arrow"
     # A unit of JSON Lines or of a JSON array mapped onto instruction/input/output takes the same
     # steps on Arrow columns, with the same result (`columnar.py`); None: this unit takes them

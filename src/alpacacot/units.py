@@ -75,6 +75,10 @@ class WorkUnit:
     # A folder the merging process reads, where the unit leaves its records as an Arrow file
     # instead of sending them back (local worker processes: the page cache is cheaper than a pipe).
     spill: str | None = None
+    # With a token, the unit spills only where the folder holds it (`spill_reachable`): a Ray
+    # worker on the build's machine (or on a file system it shares) writes the file; one on
+    # another machine sends its records back with the result, through Ray's object store.
+    spill_token: str | None = None
     # The output folder, for the only unit of a source that its worker may merge itself (local
     # workers: it writes the staging folder the build then commits).
     merge_into: str | None = None
@@ -259,12 +263,32 @@ def cut_source(
         yield previous
 
 
-def prepare_staging(out_dir: Path, key: str) -> Path:
-    """An empty staging folder for a source, and in it the folder its units may spill into."""
+SPILL_TOKEN = ".token"
+
+
+def prepare_staging(out_dir: Path, key: str, token: str | None = None) -> Path:
+    """An empty staging folder for a source, and in it the folder its units may spill into (with
+    `token` in it, for units that must first check they see this folder)."""
     tmp = staging_dir(out_dir, key)
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "units").mkdir(parents=True)
+    if token is not None:
+        (tmp / "units" / SPILL_TOKEN).write_text(token, encoding="ascii")
     return tmp / "units"
+
+
+def spill_reachable(unit: WorkUnit) -> bool:
+    """Whether the unit may leave its records in its spill folder: it has one, and either needs
+    no proof (local workers) or finds its token there (the build's own folder, not a namesake)."""
+    if not unit.spill:
+        return False
+    if unit.spill_token is None:
+        return True
+    try:
+        found = (Path(unit.spill) / SPILL_TOKEN).read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return found == unit.spill_token
 
 
 class SourceMerge:

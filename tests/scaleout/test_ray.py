@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import scaleout_helpers
-from scaleout_helpers import Killing, fingerprint, run_build
+from scaleout_helpers import Killing, Remote, fingerprint, run_build
 
 ray = pytest.importorskip("ray", reason='the Ray tests need pip install "alpacacot[ray]"')
 
@@ -35,3 +35,20 @@ def test_a_ray_worker_killed_mid_unit_is_retried_by_ray(catalog, one_process, tm
     run_build(catalog, tmp_path / "out", executor=executor)
     assert marker.exists()  # a Ray worker did die
     assert fingerprint(tmp_path / "out") == one_process
+
+
+def test_ray_workers_that_cannot_see_the_staging_folder_send_records_back(
+    catalog, one_process, tmp_path
+):
+    """On this machine Ray's workers leave their records in the build's staging folder; a worker
+    on another machine (here: one that does not find the build's token there) sends them back
+    through Ray's object store. Both give the files one pass gives."""
+    from alpacacot.executors.ray import RayExecutor
+
+    log = tmp_path / "how"
+    run_build(catalog, tmp_path / "here", executor_name="ray")
+    assert fingerprint(tmp_path / "here") == one_process
+    run_build(catalog, tmp_path / "there", executor=Remote(RayExecutor(), log))
+    assert fingerprint(tmp_path / "there") == one_process
+    ways = log.read_text().split()
+    assert len(ways) > 10 and set(ways) == {"in-band"}
