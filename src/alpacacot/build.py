@@ -431,7 +431,23 @@ def _build_locked(
         if on_done:
             on_done(entry.key, "built")
 
-    for key, files in zip(request.keys, _collect_all(catalog, request), strict=True):
+    own_executor = executor is None
+    # With --force, or into a folder with no source built yet, every source that collects is
+    # built: a Ray executor connects and warms its workers (each imports the pipeline) while the
+    # inputs are hashed. Otherwise nothing is started before the hashes say there is work.
+    if executor is None and request.executor == "ray" and (request.force or not old_sources):
+        executor = get_executor(request.executor, request.workers, request.ray_address)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashing = pool.submit(_collect_all, catalog, request)
+            try:
+                executor.prepare(run_unit)
+            except BaseException:
+                close_executor(executor)
+                raise
+            collected = hashing.result()
+    else:
+        collected = _collect_all(catalog, request)
+    for key, files in zip(request.keys, collected, strict=True):
         entry = catalog.datasets[key]
         try:
             if isinstance(files, Exception):
@@ -449,7 +465,6 @@ def _build_locked(
         todo.append((entry, files, fp))
 
     interrupted = False
-    own_executor = executor is None
     if todo and executor is None:
         executor = get_executor(request.executor, request.workers, request.ray_address)
     with _gc_threshold(GC_THRESHOLD):

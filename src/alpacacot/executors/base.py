@@ -44,5 +44,9 @@ class Executor(Protocol):
         ...
 
 
+# An executor may also offer `prepare(fn)`: get ready to run `fn` (connect, start and warm its
+# workers) without waiting for it, so that the caller can do other work meanwhile (RayExecutor).
+
+
 def no_progress(_n: int) -> None:
     """The `report` a unit gets when nobody watches."""

@@ -30,6 +30,10 @@ def _import_ray():
     return ray
 
 
+def _ready(fn: UnitFunction) -> None:
+    """A task that only receives the unit function: unpickling it imports its module."""
+
+
 def _run_counted(fn: UnitFunction, unit: Any) -> tuple[Any, int]:
     """The Ray task: the unit's result and the progress it reported."""
     done = 0
@@ -66,6 +70,7 @@ class RayExecutor:
         self._started = False
         self.workers = workers or 1
         self.ahead = ahead
+        self._prepared: tuple[Any, Any, list[Any]] | None = None  # (fn, its ref, warm-up tasks)
 
     def _connect(self):
         ray = _import_ray()
@@ -81,8 +86,18 @@ class RayExecutor:
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         return ray
 
+    def prepare(self, fn: UnitFunction) -> None:
+        """Connect (or start Ray), and have each CPU's worker receive `fn` once, without waiting:
+        worker processes start and import `fn`'s module while this process does other work
+        (`map` would otherwise pay for that on its first units)."""
+        ray = self._connect()
+        fn_ref = ray.put(fn)
+        ready = ray.remote(num_cpus=1, max_retries=0)(_ready)
+        self._prepared = (fn, fn_ref, [ready.remote(fn_ref) for _ in range(self.workers)])
+
     def close(self) -> None:
         """Stop the Ray this executor started (a cluster it joined is left running)."""
+        self._prepared = None
         if self._started:
             _import_ray().shutdown()
             self._started = False
@@ -96,7 +111,8 @@ class RayExecutor:
     ) -> Iterator[Any]:
         ray = self._connect()
         task = ray.remote(max_retries=self.max_retries, retry_exceptions=False)(_run_counted)
-        fn_ref = ray.put(fn)
+        prepared = self._prepared
+        fn_ref = prepared[1] if prepared and prepared[0] is fn else ray.put(fn)
         ahead = self.ahead or 2 * self.workers + 2
         units = iter(units)
         submitted: dict[int, Any] = {}  # unit index -> object ref, until its result is taken
