@@ -46,7 +46,7 @@ from alpacacot.outdir import (
     staging_dir,
     write_manifest,
 )
-from alpacacot.pipeline import BuildOptions, MergedSource, run_unit
+from alpacacot.pipeline import BuildOptions, MergedSource, run_unit, warm_up
 from alpacacot.record import SCHEMA_VERSION
 from alpacacot.units import (
     UNIT_BYTES,
@@ -433,17 +433,20 @@ def _build_locked(
 
     own_executor = executor is None
     # With --force, or into a folder with no source built yet, every source that collects is
-    # built: a Ray executor connects and warms its workers (each imports the pipeline) while the
-    # inputs are hashed. Otherwise nothing is started before the hashes say there is work.
-    if executor is None and request.executor == "ray" and (request.force or not old_sources):
-        executor = get_executor(request.executor, request.workers, request.ray_address)
+    # built: while the inputs are hashed (sha256 leaves the interpreter free), this process
+    # imports the column steps its workers inherit, and a Ray executor connects and warms its
+    # workers (each imports the pipeline). Otherwise that waits until the hashes say there is work.
+    if request.force or not old_sources:
         with ThreadPoolExecutor(max_workers=1) as pool:
             hashing = pool.submit(_collect_all, catalog, request)
-            try:
-                executor.prepare(run_unit)
-            except BaseException:
-                close_executor(executor)
-                raise
+            warm_up()
+            if executor is None and request.executor == "ray":
+                executor = get_executor(request.executor, request.workers, request.ray_address)
+                try:
+                    executor.prepare(run_unit)
+                except BaseException:
+                    close_executor(executor)
+                    raise
             collected = hashing.result()
     else:
         collected = _collect_all(catalog, request)
@@ -465,6 +468,8 @@ def _build_locked(
         todo.append((entry, files, fp))
 
     interrupted = False
+    if todo:
+        warm_up()  # before local workers fork: they inherit it
     if todo and executor is None:
         executor = get_executor(request.executor, request.workers, request.ray_address)
     with _gc_threshold(GC_THRESHOLD):

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from alpacacot import columnar
 from alpacacot.catalog import DatasetEntry
 from alpacacot.collectors import CollectedFile
 from alpacacot.errors import AlpacacotError, SourceFailed, describe_failure
@@ -536,6 +535,13 @@ def complete(
     )
 
 
+def warm_up() -> None:
+    """Import the column steps now (numpy, pyarrow's kernels, and pandas, which pyarrow imports
+    the first time it converts Python values): ~0.3 s the first unit would otherwise pay, in
+    each worker process that did not inherit them."""
+    from alpacacot import columnar  # noqa: F401
+
+
 def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
     entry, cf, options = unit.entry, unit.file, unit.options
     key = entry.key
@@ -551,6 +557,8 @@ def _run_unit(unit: WorkUnit, report: Progress | None) -> UnitOutput:
     # A unit of JSON Lines or of a JSON array mapped onto instruction/input/output takes the same
     # steps on Arrow columns, with the same result (`columnar.py`); None: this unit takes them
     # record by record.
+    from alpacacot import columnar  # (imported by the build while it hashes the inputs)
+
     fast = columnar.run(unit, tagger)
     if fast is not None:
         table, ids, text_bytes, broken, rejects, counts = fast
