@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import os
 import shutil
@@ -291,6 +292,33 @@ def spill_reachable(unit: WorkUnit) -> bool:
     return found == unit.spill_token
 
 
+class _HashedFile(io.RawIOBase):
+    """A file being written, hashed as it is written: a shard's sha256 is ready when it closes,
+    instead of being read back at the end of the source (~1 s per GB there)."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.fh = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.sha256 = hashlib.sha256()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.sha256.update(data)
+        return self.fh.write(data)
+
+    def tell(self) -> int:
+        return self.fh.tell()
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def close(self) -> None:
+        super().close()  # (flushes)
+        self.fh.close()
+
+
 class SourceMerge:
     """Merge a source's unit outputs, given in unit order, into its shards and rejects file.
 
@@ -320,8 +348,10 @@ class SourceMerge:
         # the shard being written
         self.shard_bytes = 0
         self.writer: pq.ParquetWriter | None = None
+        self.sink: _HashedFile | None = None
         self.paths: list[Path] = []
         self.records: list[int] = []
+        self.digests: list[str] = []
 
     def add(self, out: UnitOutput) -> None:
         """Take the next unit's output."""
@@ -403,7 +433,8 @@ class SourceMerge:
             path = self.tmp / f".train-{len(self.paths):05d}.parquet.part"
             self.paths.append(path)
             self.records.append(0)
-            self.writer = pq.ParquetWriter(path, ARROW_SCHEMA, **SHARD_OPTIONS)
+            self.sink = _HashedFile(path)
+            self.writer = pq.ParquetWriter(self.sink, ARROW_SCHEMA, **SHARD_OPTIONS)
         if table.num_rows:
             for batch in table.to_batches():
                 self.writer.write_batch(batch)
@@ -415,6 +446,10 @@ class SourceMerge:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+            assert self.sink is not None
+            self.sink.close()
+            self.digests.append(self.sink.sha256.hexdigest())
+            self.sink = None
             self.shard_bytes = 0
 
     def finish(self, files: list[CollectedFile], start: float) -> dict[str, Any]:
@@ -429,9 +464,12 @@ class SourceMerge:
                 pq.write_table(ARROW_SCHEMA.empty_table(), path, **SHARD_OPTIONS)
                 self.paths.append(path)
                 self.records.append(0)
+                self.digests.append(sha256_file(path))
             total = len(self.paths)
             shards = []
-            for i, (path, count) in enumerate(zip(self.paths, self.records, strict=True)):
+            for i, (path, count, digest) in enumerate(
+                zip(self.paths, self.records, self.digests, strict=True)
+            ):
                 target = self.tmp / f"train-{i:05d}-of-{total:05d}.parquet"
                 fault_point("stage.shard-rename")
                 os.replace(path, target)
@@ -440,7 +478,7 @@ class SourceMerge:
                         "path": f"{self.key}/{target.name}",
                         "records": count,
                         "bytes": target.stat().st_size,
-                        "sha256": sha256_file(target),
+                        "sha256": digest,
                     }
                 )
             counts = self.counts
@@ -476,5 +514,8 @@ class SourceMerge:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        if self.sink is not None:
+            self.sink.close()
+            self.sink = None
         self.rejects.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
