@@ -439,7 +439,6 @@ def _build_locked(
     if request.force or not old_sources:
         with ThreadPoolExecutor(max_workers=1) as pool:
             hashing = pool.submit(_collect_all, catalog, request)
-            warm_up()
             if executor is None and request.executor == "ray":
                 executor = get_executor(request.executor, request.workers, request.ray_address)
                 try:
@@ -447,6 +446,8 @@ def _build_locked(
                 except BaseException:
                     close_executor(executor)
                     raise
+            elif request.executor == "local":
+                warm_up()
             collected = hashing.result()
     else:
         collected = _collect_all(catalog, request)
@@ -468,8 +469,8 @@ def _build_locked(
         todo.append((entry, files, fp))
 
     interrupted = False
-    if todo:
-        warm_up()  # before local workers fork: they inherit it
+    if todo and request.executor == "local":
+        warm_up()  # before local workers fork: they inherit it (Ray's import it themselves)
     if todo and executor is None:
         executor = get_executor(request.executor, request.workers, request.ray_address)
     with _gc_threshold(GC_THRESHOLD):
