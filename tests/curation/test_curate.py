@@ -208,3 +208,31 @@ def test_clusters_equal_clustering_every_record(curated: Path) -> None:
         for r in pq.read_table(curated / "curation" / "clusters.parquet").to_pylist()
     }
     assert written == expected and expected
+
+
+def test_units_are_dispatched_heaviest_first_after_the_units_they_copy_from(
+    tmp_path: Path,
+) -> None:
+    """A unit's copies read the results of the units holding their originals, so those come
+    first in the order the workers get (and the results come back in); otherwise the heaviest
+    unit first, and units made only of copies are not sent to the workers."""
+    import pyarrow as pa
+
+    from alpacacot.curation.run import CurationParams, Unit, _plan_copies
+
+    shards = {
+        "small": ["a", "b"],  # holds the original of "a"
+        "copies": ["a", "b"],  # copies only
+        "big": [f"x{i}" for i in range(300)] + ["a"],  # heaviest, one copy of "small"'s
+        "middle": [f"y{i}" for i in range(100)],
+    }
+    units = []
+    for key, ids in shards.items():
+        path = tmp_path / f"{key}.parquet"
+        pq.write_table(pa.table({"id": ids}), path)
+        units.append(Unit(key, str(path), ("signals",), CurationParams(), None))
+    units, slots, _, plan = _plan_copies(units, 14)
+    assert plan.computed == [2, 0, 300, 100]
+    assert plan.deps == [set(), {0}, {0}, set()]
+    assert units[0].rows is None and units[1].rows is not None
+    assert plan.dispatch_order() == [0, 2, 3]

@@ -312,34 +312,58 @@ def curate(
     if total:
         total(sum(pq.ParquetFile(u.shard).metadata.num_rows for u in units))
     # Records that are exact copies (same content id) are computed once, in their first unit.
-    units, slots, copies = _plan_copies(units, params.neardup.bands)
+    units, slots, copies, plan = _plan_copies(units, params.neardup.bands)
 
     # Each source is written as soon as its last unit is back, then its results are dropped.
-    last_unit = {u.source: i for i, u in enumerate(units)}
-    pending: dict[str, list[dict[str, Any]]] = {}
+    left = {u.source: 0 for u in units}
+    for u in units:
+        left[u.source] += 1
+    pending: dict[str, dict[int, dict[str, Any]]] = {}
+    finished: set[int] = set()
 
-    def done(i: int, result: dict[str, Any]) -> None:
+    def finish(i: int, result: dict[str, Any]) -> None:
         key = units[i].source
         result = copies.expand(result, slots[i])
         slots[i] = None
-        pending.setdefault(key, []).append(result)
+        pending.setdefault(key, {})[i] = result
+        finished.add(i)
         if on_unit:
             on_unit(key, len(result["ids"]))
-        if last_unit[key] == i:
-            parts = pending.pop(key)
+        left[key] -= 1
+        if not left[key]:
+            got = pending.pop(key)
+            parts = [got[j] for j in sorted(got)]  # shard order
+            del got
             _write_source(cur_dir, key, parts, redone[key], params)
             state[key]["records"] = sum(len(p["ids"]) for p in parts)
             del parts
 
+    # Units with rows to compute go to the workers, heaviest first (a long unit last would leave
+    # the other workers idle); a unit made only of copies reads its ids only, and does so in this
+    # process as soon as the units holding its originals are back, while the workers compute.
+    order = plan.dispatch_order()
+    copy_only = [i for i in range(len(units)) if not plan.computed[i]]
+
+    def copies_ready() -> None:
+        for i in [j for j in copy_only if plan.deps[j] <= finished]:
+            copy_only.remove(i)
+            finish(i, run_unit(units[i]))
+
+    def done(k: int, result: dict[str, Any]) -> None:
+        finish(order[k], result)
+        copies_ready()
+
+    copies_ready()
     map_units(
         run_unit,
-        units,
+        [units[i] for i in order],
         workers=workers,
         on_done=done,
         keep=False,
         executor=executor,
         address=ray_address,
     )
+    assert not copy_only and not pending
 
     from alpacacot.curation.report import OVERLAP_FIGURE
 
@@ -412,17 +436,23 @@ def _pass_file(cur_dir: Path, key: str, name: str) -> Path:
 
 def _plan_copies(
     units: list[Unit], bands: int
-) -> tuple[list[Unit], list[np.ndarray | None], _Copies]:
+) -> tuple[list[Unit], list[np.ndarray | None], _Copies, _Plan]:
     """Mark, in each unit, the rows whose content id was already seen in an earlier unit (or row)
     with the same passes: those rows are not computed but copied from the first one's results.
 
     Returns the units (with `rows` set where some rows are copies), per unit the slot in the
-    copy store of each row (-1: no copy of it anywhere; None: no row with copies), and the store.
+    copy store of each row (-1: no copy of it anywhere; None: no row with copies), the store,
+    and per unit the rows it computes and the units holding the originals of its copies.
     """
     import pyarrow.compute as pc
 
     out = list(units)
     slots: list[np.ndarray | None] = [None] * len(units)
+    plan = _Plan(
+        computed=[0] * len(units),
+        deps=[set() for _ in units],
+        weight=[0.0] * len(units),
+    )
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, u in enumerate(units):
         groups.setdefault(u.passes, []).append(i)
@@ -443,15 +473,51 @@ def _plan_copies(
         multi = np.flatnonzero(counts > 1)
         slot_of[multi] = n_slots + np.arange(len(multi), dtype=np.int32)
         n_slots += len(multi)
+        starts = np.cumsum([0, *lengths])
         at = 0
         for i, n in zip(members, lengths, strict=True):
             unit_slots = slot_of[codes[at : at + n]]
             if (unit_slots >= 0).any():
                 slots[i] = unit_slots
-            if not first[at : at + n].all():
-                out[i] = replace(units[i], rows=np.packbits(first[at : at + n]).tobytes())
+            mine = first[at : at + n]
+            plan.computed[i] = int(mine.sum())
+            if plan.computed[i] < n:
+                out[i] = replace(units[i], rows=np.packbits(mine).tobytes())
+                # the units of the first occurrences of this unit's copies
+                owner = np.searchsorted(starts, first_at[codes[at : at + n][~mine]], "right") - 1
+                plan.deps[i] = {members[j] for j in np.unique(owner).tolist()} - {i}
+            if n:
+                plan.weight[i] = os.path.getsize(units[i].shard) * plan.computed[i] / n
             at += n
-    return out, slots, _Copies(n_slots, bands)
+    return out, slots, _Copies(n_slots, bands), plan
+
+
+@dataclass
+class _Plan:
+    """Per unit: the rows it computes, the units whose results its copies read, its cost (the
+    shard's bytes times the share of rows computed)."""
+
+    computed: list[int]
+    deps: list[set[int]]
+    weight: list[float]
+
+    def dispatch_order(self) -> list[int]:
+        """The units with rows to compute, the heaviest first, each preceded by the units its
+        copies read (their results must be back first; they are earlier units, so this ends)."""
+        order: list[int] = []
+        placed: set[int] = set()
+
+        def place(i: int) -> None:
+            for d in sorted(self.deps[i] - placed):
+                place(d)
+            if i not in placed:
+                placed.add(i)
+                order.append(i)
+
+        todo = [i for i, n in enumerate(self.computed) if n]
+        for i in sorted(todo, key=lambda i: (-self.weight[i], i)):
+            place(i)
+        return order
 
 
 _SIGNAL_DTYPES = {
