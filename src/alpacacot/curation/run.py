@@ -334,8 +334,8 @@ def curate(
             got = pending.pop(key)
             parts = [got[j] for j in sorted(got)]  # shard order
             del got
-            _write_source(cur_dir, key, parts, redone[key], params)
             state[key]["records"] = sum(len(p["ids"]) for p in parts)
+            writer.submit(_write_source, cur_dir, key, parts, redone[key], params)
             del parts
 
     # Units with rows to compute go to the workers, heaviest first (a long unit last would leave
@@ -353,16 +353,22 @@ def curate(
         finish(order[k], result)
         copies_ready()
 
-    copies_ready()
-    map_units(
-        run_unit,
-        [units[i] for i in order],
-        workers=workers,
-        on_done=done,
-        keep=False,
-        executor=executor,
-        address=ray_address,
-    )
+    # The per-source files are written by threads (Parquet encodes and compresses without the
+    # GIL) while this thread expands the next results; with one worker, in this thread.
+    writer = _Writer(workers if workers > 1 else 0)
+    try:
+        copies_ready()
+        map_units(
+            run_unit,
+            [units[i] for i in order],
+            workers=workers,
+            on_done=done,
+            keep=False,
+            executor=executor,
+            address=ray_address,
+        )
+    finally:
+        writer.close()
     assert not copy_only and not pending
 
     from alpacacot.curation.report import OVERLAP_FIGURE
@@ -643,6 +649,37 @@ def _write_source(
         _write_table(
             pa.table(hits, schema=CONTAMINATION_SCHEMA), _pass_file(cur_dir, key, "contamination")
         )
+
+
+class _Writer:
+    """Runs writes in `threads` threads (none: in the caller's), at most 2 per thread queued
+    (each holds a source's results); `close` waits for them all and raises the first error."""
+
+    def __init__(self, threads: int):
+        import threading
+
+        self.pool = ThreadPoolExecutor(threads, "alpacacot-curation-writer") if threads else None
+        self.room = threading.BoundedSemaphore(2 * threads) if threads else None
+        self.futures: list[Future[None]] = []
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        if self.pool is None or self.room is None:
+            fn(*args)
+            return
+        self.room.acquire()
+        future = self.pool.submit(fn, *args)
+        future.add_done_callback(lambda _: self.room.release())
+        self.futures.append(future)
+        for f in [f for f in self.futures if f.done()]:
+            self.futures.remove(f)
+            f.result()
+
+    def close(self) -> None:
+        if self.pool is None:
+            return
+        self.pool.shutdown(wait=True)
+        for f in self.futures:
+            f.result()
 
 
 def _write_table(
