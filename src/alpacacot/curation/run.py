@@ -870,15 +870,42 @@ def _overlap(labels: np.ndarray, src: np.ndarray, keys: list[str]) -> dict[str, 
         n_rows = int(rows[-1]) + 1
         counts = np.bincount(rows * n_src + srcs[lo:hi], minlength=n_rows * n_src)
         counts = counts.reshape(n_rows, n_src)
-        # in float64 (BLAS; exact below 2**53), not int64 (numpy's slow integer matmul)
-        product = counts.T.astype(np.float64) @ (counts > 0).astype(np.float64)
-        matrix += np.rint(product).astype(np.int64)
         np.fill_diagonal(matrix, matrix.diagonal() - (counts * (counts == 1)).sum(axis=0))
+        # Clusters with the same counts per source add the same row products: each distinct
+        # row once, times how many clusters have it. Few distinct rows (the usual case): a small
+        # integer matmul, exact, without BLAS threads (they spin when the cores are busy); many:
+        # float64 BLAS (exact below 2**53), not numpy's slow integer matmul.
+        counts, times = _distinct_rows(counts)
+        if len(counts) <= 2048:
+            matrix += (counts.T * times) @ (counts > 0).astype(np.int64)
+        else:
+            product = (counts.T * times).astype(np.float64) @ (counts > 0).astype(np.float64)
+            matrix += np.rint(product).astype(np.int64)
     for a in range(n_src):
         for b in range(n_src):
             if matrix[a, b]:
                 out[keys[a]][keys[b]] = int(matrix[a, b])
     return out
+
+
+def _distinct_rows(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of `counts` (int64) and how many times each occurs.
+
+    Rows are grouped by a 64-bit hash (pandas.factorize) and checked against their group's
+    first row; should two different rows share a hash, every row is kept (times 1)."""
+    import pandas as pd
+
+    if not len(counts):
+        return counts, np.ones(0, dtype=np.int64)
+    weights = np.random.default_rng(0).integers(1, 2**63, counts.shape[1], dtype=np.int64) | 1
+    with np.errstate(over="ignore"):
+        hashes = (counts * weights).sum(axis=1)
+    codes, distinct = pd.factorize(hashes)
+    first = np.empty(len(distinct), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    if not np.array_equal(counts, counts[first[codes]]):
+        return counts, np.ones(len(counts), dtype=np.int64)
+    return counts[first], np.bincount(codes, minlength=len(distinct))
 
 
 def _largest(
