@@ -320,6 +320,8 @@ def curate(
         left[u.source] += 1
     pending: dict[str, dict[int, dict[str, Any]]] = {}
     finished: set[int] = set()
+    # What the join needs of the sources written here (it reads the others' files).
+    written: dict[str, dict[str, Any]] = {}
 
     def finish(i: int, result: dict[str, Any]) -> None:
         key = units[i].source
@@ -335,7 +337,7 @@ def curate(
             parts = [got[j] for j in sorted(got)]  # shard order
             del got
             state[key]["records"] = sum(len(p["ids"]) for p in parts)
-            writer.submit(_write_source, cur_dir, key, parts, redone[key], params)
+            writer.submit(_write_source, cur_dir, key, parts, redone[key], params, written)
             del parts
 
     # Units with rows to compute go to the workers, heaviest first (a long unit last would leave
@@ -373,7 +375,9 @@ def curate(
 
     from alpacacot.curation.report import OVERLAP_FIGURE
 
-    summary, drawing = _join(cur_dir, keys, params, index, catalog, out_dir / OVERLAP_FIGURE)
+    summary, drawing = _join(
+        cur_dir, keys, params, index, catalog, out_dir / OVERLAP_FIGURE, written
+    )
     record = {
         "format": "alpacacot-curation",
         "format_version": FORMAT_VERSION,
@@ -606,8 +610,15 @@ class _Copies:
 
 
 def _write_source(
-    cur_dir: Path, key: str, parts: list[dict[str, Any]], passes: list[str], params: CurationParams
+    cur_dir: Path,
+    key: str,
+    parts: list[dict[str, Any]],
+    passes: list[str],
+    params: CurationParams,
+    written: dict[str, dict[str, Any]] | None = None,
 ) -> None:
+    """Write a source's files; with `written`, also keep there what the join reads of them when
+    every pass was redone (ids, signal counts, hits)."""
     ids = (
         pa.concat_arrays([p["ids"].cast(pa.string()) for p in parts])
         if parts
@@ -618,7 +629,10 @@ def _write_source(
         for c in SIGNAL_COLUMNS:
             values = np.concatenate([p["signals"][c] for p in parts])
             cols[c] = pa.array(values, SIGNALS_SCHEMA.field(c).type, from_pandas=False)
-        _write_table(pa.table(cols, schema=SIGNALS_SCHEMA), _pass_file(cur_dir, key, "signals"))
+        table = pa.table(cols, schema=SIGNALS_SCHEMA)
+        _write_table(table, _pass_file(cur_dir, key, "signals"))
+        signal_counts = _signal_counts(table)
+        del table
     if "neardup" in passes:
         bands = params.neardup.bands
         cols = {"id": ids}
@@ -646,9 +660,10 @@ def _write_source(
             hits[c] = pa.array(
                 [v for p in parts for v in p["hits"][c]], CONTAMINATION_SCHEMA.field(c).type
             )
-        _write_table(
-            pa.table(hits, schema=CONTAMINATION_SCHEMA), _pass_file(cur_dir, key, "contamination")
-        )
+        hit_table = pa.table(hits, schema=CONTAMINATION_SCHEMA)
+        _write_table(hit_table, _pass_file(cur_dir, key, "contamination"))
+    if written is not None and set(PASSES) <= set(passes):
+        written[key] = {"ids": ids, "signals": signal_counts, "hits": hit_table}
 
 
 class _Writer:
@@ -720,6 +735,7 @@ def _join(
     index: BenchmarkIndex,
     catalog: Any,
     figure: Path | None = None,
+    written: dict[str, dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], Future[Path | None] | None]:
     """Clusters, overlap matrix, contamination table and signal counts over every source.
 
@@ -729,11 +745,16 @@ def _join(
     # second copy): the keys of one view are the largest thing the join holds (bands x 8 B/record).
     bands = params.neardup.bands
     paths = [_pass_file(cur_dir, key, "neardup") for key in keys]
-    counts = [pq.ParquetFile(p).metadata.num_rows for p in paths]
+    written = written or {}
+    # Ids stay in Arrow (no Python string per record); those of the sources written by this run
+    # are the ones it wrote, the others are read.
+    ids = [
+        written[k]["ids"] if k in written else _read(p, ["id"]).column("id").combine_chunks()
+        for k, p in zip(keys, paths, strict=True)
+    ]
+    counts = [len(i) for i in ids]
     total = sum(counts)
     src = np.repeat(np.arange(len(keys), dtype=np.int32), counts)
-    # Ids stay in Arrow (no Python string per record).
-    ids = [_read(p, ["id"]).column("id").combine_chunks() for p in paths]
     all_ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
     del ids
     # Exact copies (the same content id) have the same band keys, so they are always in the
@@ -783,9 +804,10 @@ def _join(
     _write_table(table, cur_dir / "clusters.parquet")
     del table, rows, in_cluster  # ~3 ids per clustered record: not held through the summary
 
-    contamination = [_read(_pass_file(cur_dir, k, "contamination")) for k in keys] or [
-        CONTAMINATION_SCHEMA.empty_table()
-    ]
+    contamination = [
+        written[k]["hits"] if k in written else _read(_pass_file(cur_dir, k, "contamination"))
+        for k in keys
+    ] or [CONTAMINATION_SCHEMA.empty_table()]
     hits = pa.concat_tables(contamination)
     _write_table(hits, cur_dir / "contamination.parquet")
 
@@ -801,7 +823,10 @@ def _join(
             for v in VIEWS
         },
         "contamination": _contamination_summary(hits, keys, catalog),
-        "signals": _signal_summary(cur_dir, keys),
+        "signals": {
+            k: written[k]["signals"] if k in written else _signal_summary(cur_dir, [k])[k]
+            for k in keys
+        },
     }
     return summary, drawing
 
@@ -957,24 +982,23 @@ def _contamination_summary(hits: pa.Table, keys: list[str], catalog: Any) -> dic
 
 
 def _signal_summary(cur_dir: Path, keys: list[str]) -> dict[str, Any]:
+    return {key: _signal_counts(_read(_pass_file(cur_dir, key, "signals"))) for key in keys}
+
+
+def _signal_counts(t: pa.Table) -> dict[str, Any]:
+    """One source's line of the signal summary, from its signals table."""
     import pyarrow.compute as pc
 
-    out: dict[str, Any] = {}
-    for key in keys:
-        t = _read(_pass_file(cur_dir, key, "signals"))
-        out[key] = {
-            "records": t.num_rows,
-            **{
-                c: int(pc.sum(t.column(c)).as_py() or 0)
-                for c in ("refusal", "lang_mismatch", "empty_answer", "truncated")
-            },
-            "repetition_over_0.5": int(
-                pc.sum(pc.greater(t.column("repetition"), 0.5)).as_py() or 0
-            ),
-            "output_chars_p50": _pct(t.column("output_chars"), 50),
-            "output_chars_p99": _pct(t.column("output_chars"), 99),
-        }
-    return out
+    return {
+        "records": t.num_rows,
+        **{
+            c: int(pc.sum(t.column(c)).as_py() or 0)
+            for c in ("refusal", "lang_mismatch", "empty_answer", "truncated")
+        },
+        "repetition_over_0.5": int(pc.sum(pc.greater(t.column("repetition"), 0.5)).as_py() or 0),
+        "output_chars_p50": _pct(t.column("output_chars"), 50),
+        "output_chars_p99": _pct(t.column("output_chars"), 99),
+    }
 
 
 def _pct(column: pa.ChunkedArray, q: float) -> int:
