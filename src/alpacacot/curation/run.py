@@ -375,7 +375,7 @@ def curate(
 
     from alpacacot.curation.report import OVERLAP_FIGURE
 
-    summary, drawing = _join(
+    summary, drawing, clusters_written = _join(
         cur_dir, keys, params, index, catalog, out_dir / OVERLAP_FIGURE, written
     )
     record = {
@@ -404,6 +404,7 @@ def curate(
         },
         "summary": summary,
     }
+    clusters_written.result()
     _write_json(cur_dir / "manifest.json", record)
     manifest["curation"] = record
     _write_json(out_dir / "manifest.json", manifest)
@@ -468,7 +469,9 @@ def _plan_copies(
         groups.setdefault(u.passes, []).append(i)
     n_slots = 0
     for members in groups.values():
-        ids = [_read(units[i].shard, ["id"]).column("id") for i in members]
+        # Read by threads (Arrow decodes without the GIL); no worker has started yet.
+        with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+            ids = list(pool.map(lambda i: _read(units[i].shard, ["id"]).column("id"), members))
         lengths = [len(c) for c in ids]
         if not sum(lengths):
             continue
@@ -736,11 +739,12 @@ def _join(
     catalog: Any,
     figure: Path | None = None,
     written: dict[str, dict[str, Any]] | None = None,
-) -> tuple[dict[str, Any], Future[Path | None] | None]:
+) -> tuple[dict[str, Any], Future[Path | None] | None, Future[None]]:
     """Clusters, overlap matrix, contamination table and signal counts over every source.
 
     With `figure`, the prompt view's overlap heatmap is drawn there in a thread as soon as that
-    view is clustered, while the rest of the join runs; the second value is that drawing."""
+    view is clustered, while the rest of the join runs; the second value is that drawing, the
+    third the write of clusters.parquet (in a thread)."""
     # Band keys of every source go straight into one preallocated array, one view at a time (no
     # second copy): the keys of one view are the largest thing the join holds (bands x 8 B/record).
     bands = params.neardup.bands
@@ -801,7 +805,11 @@ def _join(
             **{f"{v}_cluster_size": pa.array(sizes[v][labels[v][rows]], pa.int64()) for v in VIEWS},
         }
     )
-    _write_table(table, cur_dir / "clusters.parquet")
+    # Written by a thread (Parquet encodes without the GIL) while the summary is made; `curate`
+    # waits for it before the manifest names it.
+    pool = ThreadPoolExecutor(max_workers=1)
+    clusters_written = pool.submit(_write_table, table, cur_dir / "clusters.parquet")
+    pool.shutdown(wait=False)
     del table, rows, in_cluster  # ~3 ids per clustered record: not held through the summary
 
     contamination = [
@@ -828,7 +836,7 @@ def _join(
             for k in keys
         },
     }
-    return summary, drawing
+    return summary, drawing, clusters_written
 
 
 def _first_occurrences(ids: pa.Array) -> np.ndarray:
