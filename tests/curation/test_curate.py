@@ -208,3 +208,56 @@ def test_clusters_equal_clustering_every_record(curated: Path) -> None:
         for r in pq.read_table(curated / "curation" / "clusters.parquet").to_pylist()
     }
     assert written == expected and expected
+
+
+def test_units_are_dispatched_heaviest_first_after_the_units_they_copy_from(
+    tmp_path: Path,
+) -> None:
+    """A unit's copies read the results of the units holding their originals, so those come
+    first in the order the workers get (and the results come back in); otherwise the heaviest
+    unit first, and units made only of copies are not sent to the workers."""
+    import pyarrow as pa
+
+    from alpacacot.curation.run import CurationParams, Unit, _plan_copies
+
+    shards = {
+        "small": ["a", "b"],  # holds the original of "a"
+        "copies": ["a", "b"],  # copies only
+        "big": [f"x{i}" for i in range(300)] + ["a"],  # heaviest, one copy of "small"'s
+        "middle": [f"y{i}" for i in range(100)],
+    }
+    units = []
+    for key, ids in shards.items():
+        path = tmp_path / f"{key}.parquet"
+        pq.write_table(pa.table({"id": ids}), path)
+        units.append(Unit(key, str(path), ("signals",), CurationParams(), None))
+    units, slots, _, plan = _plan_copies(units, 14)
+    assert plan.computed == [2, 0, 300, 100]
+    assert plan.deps == [set(), {0}, {0}, set()]
+    assert units[0].rows is None and units[1].rows is not None
+    assert plan.dispatch_order() == [0, 2, 3]
+
+
+def test_overlap_matrix_counts_records_with_a_near_duplicate_in_each_source() -> None:
+    """_overlap (distinct rows of the cluster x source counts, weighted) against the definition,
+    with few distinct rows (replicas) and with many (every row its own)."""
+    import numpy as np
+
+    from alpacacot.curation.run import _overlap
+
+    rng = np.random.default_rng(3)
+    for n, n_src, spread in ((3000, 5, 40), (3000, 40, 1500)):
+        labels = np.sort(rng.integers(0, spread, n))
+        labels = np.searchsorted(labels, labels)  # each record's label: its cluster's first row
+        src = rng.integers(0, n_src, n).astype(np.int32)
+        keys = [f"s{i}" for i in range(n_src)]
+        expected = {k: {} for k in keys}
+        for a in range(n_src):
+            for b in range(n_src):
+                count = 0
+                for r in np.flatnonzero(src == a):
+                    others = np.flatnonzero((labels == labels[r]) & (src == b))
+                    count += bool(len(others[others != r]))
+                if count:
+                    expected[keys[a]][keys[b]] = count
+        assert _overlap(labels, src, keys) == expected

@@ -312,38 +312,72 @@ def curate(
     if total:
         total(sum(pq.ParquetFile(u.shard).metadata.num_rows for u in units))
     # Records that are exact copies (same content id) are computed once, in their first unit.
-    units, slots, copies = _plan_copies(units, params.neardup.bands)
+    units, slots, copies, plan = _plan_copies(units, params.neardup.bands)
 
     # Each source is written as soon as its last unit is back, then its results are dropped.
-    last_unit = {u.source: i for i, u in enumerate(units)}
-    pending: dict[str, list[dict[str, Any]]] = {}
+    left = {u.source: 0 for u in units}
+    for u in units:
+        left[u.source] += 1
+    pending: dict[str, dict[int, dict[str, Any]]] = {}
+    finished: set[int] = set()
+    # What the join needs of the sources written here (it reads the others' files).
+    written: dict[str, dict[str, Any]] = {}
 
-    def done(i: int, result: dict[str, Any]) -> None:
+    def finish(i: int, result: dict[str, Any]) -> None:
         key = units[i].source
         result = copies.expand(result, slots[i])
         slots[i] = None
-        pending.setdefault(key, []).append(result)
+        pending.setdefault(key, {})[i] = result
+        finished.add(i)
         if on_unit:
             on_unit(key, len(result["ids"]))
-        if last_unit[key] == i:
-            parts = pending.pop(key)
-            _write_source(cur_dir, key, parts, redone[key], params)
+        left[key] -= 1
+        if not left[key]:
+            got = pending.pop(key)
+            parts = [got[j] for j in sorted(got)]  # shard order
+            del got
             state[key]["records"] = sum(len(p["ids"]) for p in parts)
+            writer.submit(_write_source, cur_dir, key, parts, redone[key], params, written)
             del parts
 
-    map_units(
-        run_unit,
-        units,
-        workers=workers,
-        on_done=done,
-        keep=False,
-        executor=executor,
-        address=ray_address,
-    )
+    # Units with rows to compute go to the workers, heaviest first (a long unit last would leave
+    # the other workers idle); a unit made only of copies reads its ids only, and does so in this
+    # process as soon as the units holding its originals are back, while the workers compute.
+    order = plan.dispatch_order()
+    copy_only = [i for i in range(len(units)) if not plan.computed[i]]
+
+    def copies_ready() -> None:
+        for i in [j for j in copy_only if plan.deps[j] <= finished]:
+            copy_only.remove(i)
+            finish(i, run_unit(units[i]))
+
+    def done(k: int, result: dict[str, Any]) -> None:
+        finish(order[k], result)
+        copies_ready()
+
+    # The per-source files are written by threads (Parquet encodes and compresses without the
+    # GIL) while this thread expands the next results; with one worker, in this thread.
+    writer = _Writer(workers if workers > 1 else 0)
+    try:
+        copies_ready()
+        map_units(
+            run_unit,
+            [units[i] for i in order],
+            workers=workers,
+            on_done=done,
+            keep=False,
+            executor=executor,
+            address=ray_address,
+        )
+    finally:
+        writer.close()
+    assert not copy_only and not pending
 
     from alpacacot.curation.report import OVERLAP_FIGURE
 
-    summary, drawing = _join(cur_dir, keys, params, index, catalog, out_dir / OVERLAP_FIGURE)
+    summary, drawing, clusters_written = _join(
+        cur_dir, keys, params, index, catalog, out_dir / OVERLAP_FIGURE, written
+    )
     record = {
         "format": "alpacacot-curation",
         "format_version": FORMAT_VERSION,
@@ -370,6 +404,7 @@ def curate(
         },
         "summary": summary,
     }
+    clusters_written.result()
     _write_json(cur_dir / "manifest.json", record)
     manifest["curation"] = record
     _write_json(out_dir / "manifest.json", manifest)
@@ -412,23 +447,31 @@ def _pass_file(cur_dir: Path, key: str, name: str) -> Path:
 
 def _plan_copies(
     units: list[Unit], bands: int
-) -> tuple[list[Unit], list[np.ndarray | None], _Copies]:
+) -> tuple[list[Unit], list[np.ndarray | None], _Copies, _Plan]:
     """Mark, in each unit, the rows whose content id was already seen in an earlier unit (or row)
     with the same passes: those rows are not computed but copied from the first one's results.
 
     Returns the units (with `rows` set where some rows are copies), per unit the slot in the
-    copy store of each row (-1: no copy of it anywhere; None: no row with copies), and the store.
+    copy store of each row (-1: no copy of it anywhere; None: no row with copies), the store,
+    and per unit the rows it computes and the units holding the originals of its copies.
     """
     import pyarrow.compute as pc
 
     out = list(units)
     slots: list[np.ndarray | None] = [None] * len(units)
+    plan = _Plan(
+        computed=[0] * len(units),
+        deps=[set() for _ in units],
+        weight=[0.0] * len(units),
+    )
     groups: dict[tuple[str, ...], list[int]] = {}
     for i, u in enumerate(units):
         groups.setdefault(u.passes, []).append(i)
     n_slots = 0
     for members in groups.values():
-        ids = [_read(units[i].shard, ["id"]).column("id") for i in members]
+        # Read by threads (Arrow decodes without the GIL); no worker has started yet.
+        with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+            ids = list(pool.map(lambda i: _read(units[i].shard, ["id"]).column("id"), members))
         lengths = [len(c) for c in ids]
         if not sum(lengths):
             continue
@@ -443,15 +486,51 @@ def _plan_copies(
         multi = np.flatnonzero(counts > 1)
         slot_of[multi] = n_slots + np.arange(len(multi), dtype=np.int32)
         n_slots += len(multi)
+        starts = np.cumsum([0, *lengths])
         at = 0
         for i, n in zip(members, lengths, strict=True):
             unit_slots = slot_of[codes[at : at + n]]
             if (unit_slots >= 0).any():
                 slots[i] = unit_slots
-            if not first[at : at + n].all():
-                out[i] = replace(units[i], rows=np.packbits(first[at : at + n]).tobytes())
+            mine = first[at : at + n]
+            plan.computed[i] = int(mine.sum())
+            if plan.computed[i] < n:
+                out[i] = replace(units[i], rows=np.packbits(mine).tobytes())
+                # the units of the first occurrences of this unit's copies
+                owner = np.searchsorted(starts, first_at[codes[at : at + n][~mine]], "right") - 1
+                plan.deps[i] = {members[j] for j in np.unique(owner).tolist()} - {i}
+            if n:
+                plan.weight[i] = os.path.getsize(units[i].shard) * plan.computed[i] / n
             at += n
-    return out, slots, _Copies(n_slots, bands)
+    return out, slots, _Copies(n_slots, bands), plan
+
+
+@dataclass
+class _Plan:
+    """Per unit: the rows it computes, the units whose results its copies read, its cost (the
+    shard's bytes times the share of rows computed)."""
+
+    computed: list[int]
+    deps: list[set[int]]
+    weight: list[float]
+
+    def dispatch_order(self) -> list[int]:
+        """The units with rows to compute, the heaviest first, each preceded by the units its
+        copies read (their results must be back first; they are earlier units, so this ends)."""
+        order: list[int] = []
+        placed: set[int] = set()
+
+        def place(i: int) -> None:
+            for d in sorted(self.deps[i] - placed):
+                place(d)
+            if i not in placed:
+                placed.add(i)
+                order.append(i)
+
+        todo = [i for i, n in enumerate(self.computed) if n]
+        for i in sorted(todo, key=lambda i: (-self.weight[i], i)):
+            place(i)
+        return order
 
 
 _SIGNAL_DTYPES = {
@@ -534,8 +613,15 @@ class _Copies:
 
 
 def _write_source(
-    cur_dir: Path, key: str, parts: list[dict[str, Any]], passes: list[str], params: CurationParams
+    cur_dir: Path,
+    key: str,
+    parts: list[dict[str, Any]],
+    passes: list[str],
+    params: CurationParams,
+    written: dict[str, dict[str, Any]] | None = None,
 ) -> None:
+    """Write a source's files; with `written`, also keep there what the join reads of them when
+    every pass was redone (ids, signal counts, hits)."""
     ids = (
         pa.concat_arrays([p["ids"].cast(pa.string()) for p in parts])
         if parts
@@ -546,7 +632,10 @@ def _write_source(
         for c in SIGNAL_COLUMNS:
             values = np.concatenate([p["signals"][c] for p in parts])
             cols[c] = pa.array(values, SIGNALS_SCHEMA.field(c).type, from_pandas=False)
-        _write_table(pa.table(cols, schema=SIGNALS_SCHEMA), _pass_file(cur_dir, key, "signals"))
+        table = pa.table(cols, schema=SIGNALS_SCHEMA)
+        _write_table(table, _pass_file(cur_dir, key, "signals"))
+        signal_counts = _signal_counts(table)
+        del table
     if "neardup" in passes:
         bands = params.neardup.bands
         cols = {"id": ids}
@@ -574,9 +663,41 @@ def _write_source(
             hits[c] = pa.array(
                 [v for p in parts for v in p["hits"][c]], CONTAMINATION_SCHEMA.field(c).type
             )
-        _write_table(
-            pa.table(hits, schema=CONTAMINATION_SCHEMA), _pass_file(cur_dir, key, "contamination")
-        )
+        hit_table = pa.table(hits, schema=CONTAMINATION_SCHEMA)
+        _write_table(hit_table, _pass_file(cur_dir, key, "contamination"))
+    if written is not None and set(PASSES) <= set(passes):
+        written[key] = {"ids": ids, "signals": signal_counts, "hits": hit_table}
+
+
+class _Writer:
+    """Runs writes in `threads` threads (none: in the caller's), at most 2 per thread queued
+    (each holds a source's results); `close` waits for them all and raises the first error."""
+
+    def __init__(self, threads: int):
+        import threading
+
+        self.pool = ThreadPoolExecutor(threads, "alpacacot-curation-writer") if threads else None
+        self.room = threading.BoundedSemaphore(2 * threads) if threads else None
+        self.futures: list[Future[None]] = []
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        if self.pool is None or self.room is None:
+            fn(*args)
+            return
+        self.room.acquire()
+        future = self.pool.submit(fn, *args)
+        future.add_done_callback(lambda _: self.room.release())
+        self.futures.append(future)
+        for f in [f for f in self.futures if f.done()]:
+            self.futures.remove(f)
+            f.result()
+
+    def close(self) -> None:
+        if self.pool is None:
+            return
+        self.pool.shutdown(wait=True)
+        for f in self.futures:
+            f.result()
 
 
 def _write_table(
@@ -617,20 +738,27 @@ def _join(
     index: BenchmarkIndex,
     catalog: Any,
     figure: Path | None = None,
-) -> tuple[dict[str, Any], Future[Path | None] | None]:
+    written: dict[str, dict[str, Any]] | None = None,
+) -> tuple[dict[str, Any], Future[Path | None] | None, Future[None]]:
     """Clusters, overlap matrix, contamination table and signal counts over every source.
 
     With `figure`, the prompt view's overlap heatmap is drawn there in a thread as soon as that
-    view is clustered, while the rest of the join runs; the second value is that drawing."""
+    view is clustered, while the rest of the join runs; the second value is that drawing, the
+    third the write of clusters.parquet (in a thread)."""
     # Band keys of every source go straight into one preallocated array, one view at a time (no
     # second copy): the keys of one view are the largest thing the join holds (bands x 8 B/record).
     bands = params.neardup.bands
     paths = [_pass_file(cur_dir, key, "neardup") for key in keys]
-    counts = [pq.ParquetFile(p).metadata.num_rows for p in paths]
+    written = written or {}
+    # Ids stay in Arrow (no Python string per record); those of the sources written by this run
+    # are the ones it wrote, the others are read.
+    ids = [
+        written[k]["ids"] if k in written else _read(p, ["id"]).column("id").combine_chunks()
+        for k, p in zip(keys, paths, strict=True)
+    ]
+    counts = [len(i) for i in ids]
     total = sum(counts)
     src = np.repeat(np.arange(len(keys), dtype=np.int32), counts)
-    # Ids stay in Arrow (no Python string per record).
-    ids = [_read(p, ["id"]).column("id").combine_chunks() for p in paths]
     all_ids = pa.concat_arrays(ids) if ids else pa.array([], pa.string())
     del ids
     # Exact copies (the same content id) have the same band keys, so they are always in the
@@ -677,12 +805,17 @@ def _join(
             **{f"{v}_cluster_size": pa.array(sizes[v][labels[v][rows]], pa.int64()) for v in VIEWS},
         }
     )
-    _write_table(table, cur_dir / "clusters.parquet")
+    # Written by a thread (Parquet encodes without the GIL) while the summary is made; `curate`
+    # waits for it before the manifest names it.
+    pool = ThreadPoolExecutor(max_workers=1)
+    clusters_written = pool.submit(_write_table, table, cur_dir / "clusters.parquet")
+    pool.shutdown(wait=False)
     del table, rows, in_cluster  # ~3 ids per clustered record: not held through the summary
 
-    contamination = [_read(_pass_file(cur_dir, k, "contamination")) for k in keys] or [
-        CONTAMINATION_SCHEMA.empty_table()
-    ]
+    contamination = [
+        written[k]["hits"] if k in written else _read(_pass_file(cur_dir, k, "contamination"))
+        for k in keys
+    ] or [CONTAMINATION_SCHEMA.empty_table()]
     hits = pa.concat_tables(contamination)
     _write_table(hits, cur_dir / "contamination.parquet")
 
@@ -698,9 +831,12 @@ def _join(
             for v in VIEWS
         },
         "contamination": _contamination_summary(hits, keys, catalog),
-        "signals": _signal_summary(cur_dir, keys),
+        "signals": {
+            k: written[k]["signals"] if k in written else _signal_summary(cur_dir, [k])[k]
+            for k in keys
+        },
     }
-    return summary, drawing
+    return summary, drawing, clusters_written
 
 
 def _first_occurrences(ids: pa.Array) -> np.ndarray:
@@ -767,15 +903,42 @@ def _overlap(labels: np.ndarray, src: np.ndarray, keys: list[str]) -> dict[str, 
         n_rows = int(rows[-1]) + 1
         counts = np.bincount(rows * n_src + srcs[lo:hi], minlength=n_rows * n_src)
         counts = counts.reshape(n_rows, n_src)
-        # in float64 (BLAS; exact below 2**53), not int64 (numpy's slow integer matmul)
-        product = counts.T.astype(np.float64) @ (counts > 0).astype(np.float64)
-        matrix += np.rint(product).astype(np.int64)
         np.fill_diagonal(matrix, matrix.diagonal() - (counts * (counts == 1)).sum(axis=0))
+        # Clusters with the same counts per source add the same row products: each distinct
+        # row once, times how many clusters have it. Few distinct rows (the usual case): a small
+        # integer matmul, exact, without BLAS threads (they spin when the cores are busy); many:
+        # float64 BLAS (exact below 2**53), not numpy's slow integer matmul.
+        counts, times = _distinct_rows(counts)
+        if len(counts) <= 2048:
+            matrix += (counts.T * times) @ (counts > 0).astype(np.int64)
+        else:
+            product = (counts.T * times).astype(np.float64) @ (counts > 0).astype(np.float64)
+            matrix += np.rint(product).astype(np.int64)
     for a in range(n_src):
         for b in range(n_src):
             if matrix[a, b]:
                 out[keys[a]][keys[b]] = int(matrix[a, b])
     return out
+
+
+def _distinct_rows(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of `counts` (int64) and how many times each occurs.
+
+    Rows are grouped by a 64-bit hash (pandas.factorize) and checked against their group's
+    first row; should two different rows share a hash, every row is kept (times 1)."""
+    import pandas as pd
+
+    if not len(counts):
+        return counts, np.ones(0, dtype=np.int64)
+    weights = np.random.default_rng(0).integers(1, 2**63, counts.shape[1], dtype=np.int64) | 1
+    with np.errstate(over="ignore"):
+        hashes = (counts * weights).sum(axis=1)
+    codes, distinct = pd.factorize(hashes)
+    first = np.empty(len(distinct), dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
+    if not np.array_equal(counts, counts[first[codes]]):
+        return counts, np.ones(len(counts), dtype=np.int64)
+    return counts[first], np.bincount(codes, minlength=len(distinct))
 
 
 def _largest(
@@ -827,24 +990,23 @@ def _contamination_summary(hits: pa.Table, keys: list[str], catalog: Any) -> dic
 
 
 def _signal_summary(cur_dir: Path, keys: list[str]) -> dict[str, Any]:
+    return {key: _signal_counts(_read(_pass_file(cur_dir, key, "signals"))) for key in keys}
+
+
+def _signal_counts(t: pa.Table) -> dict[str, Any]:
+    """One source's line of the signal summary, from its signals table."""
     import pyarrow.compute as pc
 
-    out: dict[str, Any] = {}
-    for key in keys:
-        t = _read(_pass_file(cur_dir, key, "signals"))
-        out[key] = {
-            "records": t.num_rows,
-            **{
-                c: int(pc.sum(t.column(c)).as_py() or 0)
-                for c in ("refusal", "lang_mismatch", "empty_answer", "truncated")
-            },
-            "repetition_over_0.5": int(
-                pc.sum(pc.greater(t.column("repetition"), 0.5)).as_py() or 0
-            ),
-            "output_chars_p50": _pct(t.column("output_chars"), 50),
-            "output_chars_p99": _pct(t.column("output_chars"), 99),
-        }
-    return out
+    return {
+        "records": t.num_rows,
+        **{
+            c: int(pc.sum(t.column(c)).as_py() or 0)
+            for c in ("refusal", "lang_mismatch", "empty_answer", "truncated")
+        },
+        "repetition_over_0.5": int(pc.sum(pc.greater(t.column("repetition"), 0.5)).as_py() or 0),
+        "output_chars_p50": _pct(t.column("output_chars"), 50),
+        "output_chars_p99": _pct(t.column("output_chars"), 99),
+    }
 
 
 def _pct(column: pa.ChunkedArray, q: float) -> int:
