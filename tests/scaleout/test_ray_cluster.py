@@ -97,7 +97,9 @@ def test_a_two_node_cluster_writes_the_same_files_as_one_pass(
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]);"
         "from scaleout_helpers import run_build;"
         "run_build(Path(sys.argv[2]), Path(sys.argv[3]), executor_name='ray', ray_address=sys.argv[4]);"
-        "import ray; print('nodes', sum(n['Alive'] for n in ray.nodes()))"
+        # The build disconnects when it is done: connect again to count the nodes.
+        "import ray; ray.init(address=sys.argv[4], log_to_driver=False);"
+        "print('nodes', sum(n['Alive'] for n in ray.nodes()))"
     )
     here = str(Path(__file__).parent)
     run = subprocess.run(
