@@ -263,7 +263,7 @@ def _run_units(
     # come back with the result.
     local = executor.name == "local"
     spill = local or executor.name == "ray"
-    token = secrets.token_hex(16) if spill and not local else None
+    token = secrets.token_hex(16) if executor.name == "ray" else None
     prepared: list[str] = []  # sources whose staging folder exists
 
     def units() -> Iterator[WorkUnit]:

@@ -36,7 +36,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from alpacacot.catalog import DatasetEntry
-from alpacacot.collectors import CollectedFile, sha256_file
+from alpacacot.collectors import CollectedFile
 from alpacacot.errors import AlpacacotError
 from alpacacot.faults import fault_point
 from alpacacot.normalizers import get_normalizer
@@ -430,17 +430,21 @@ class SourceMerge:
         table = pa.concat_tables(self.group_tables).combine_chunks()
         self.group_tables, self.group_broken, self.group_n = [], [], 0
         if self.writer is None:
-            path = self.tmp / f".train-{len(self.paths):05d}.parquet.part"
-            self.paths.append(path)
-            self.records.append(0)
-            self.sink = _HashedFile(path)
-            self.writer = pq.ParquetWriter(self.sink, ARROW_SCHEMA, **SHARD_OPTIONS)
+            self._open_shard()
+        assert self.writer is not None
         if table.num_rows:
             for batch in table.to_batches():
                 self.writer.write_batch(batch)
             self.records[-1] += table.num_rows
             counts = pc.value_counts(table.column("lang")).to_pylist()
             self.langs.update({c["values"]: c["counts"] for c in counts})
+
+    def _open_shard(self) -> None:
+        path = self.tmp / f".train-{len(self.paths):05d}.parquet.part"
+        self.paths.append(path)
+        self.records.append(0)
+        self.sink = _HashedFile(path)
+        self.writer = pq.ParquetWriter(self.sink, ARROW_SCHEMA, **SHARD_OPTIONS)
 
     def _close_shard(self) -> None:
         if self.writer is not None:
@@ -460,11 +464,8 @@ class SourceMerge:
             self._flush(None)
             self._close_shard()
             if not self.paths:  # a source with no valid record still gets a readable (empty) shard
-                path = self.tmp / ".train-00000.parquet.part"
-                pq.write_table(ARROW_SCHEMA.empty_table(), path, **SHARD_OPTIONS)
-                self.paths.append(path)
-                self.records.append(0)
-                self.digests.append(sha256_file(path))
+                self._open_shard()
+                self._close_shard()
             total = len(self.paths)
             shards = []
             for i, (path, count, digest) in enumerate(

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -315,9 +316,7 @@ def curate(
     units, slots, copies, plan = _plan_copies(units, params.neardup.bands)
 
     # Each source is written as soon as its last unit is back, then its results are dropped.
-    left = {u.source: 0 for u in units}
-    for u in units:
-        left[u.source] += 1
+    left = Counter(u.source for u in units)  # units of each source not back yet
     pending: dict[str, dict[int, dict[str, Any]]] = {}
     finished: set[int] = set()
     # What the join needs of the sources written here (it reads the others' files).
