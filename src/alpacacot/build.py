@@ -24,7 +24,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -34,8 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from alpacacot import __version__
-from alpacacot.catalog import Catalog, DatasetEntry
-from alpacacot.collectors import CollectedFile, collect_files, sha256_file
+from alpacacot.catalog import Catalog, DatasetEntry, SourceFile
+from alpacacot.collectors import (
+    CollectedFile,
+    locate_files,
+    sha256_file,
+    verify_file,
+)
 from alpacacot.errors import CollectError, SourceFailed, describe_failure
 from alpacacot.executors import Executor, close_executor, get_executor
 from alpacacot.outdir import (
@@ -209,22 +214,52 @@ def _collect_source(
     catalog: Catalog, key: str, request: BuildRequest
 ) -> list[CollectedFile] | Exception:
     """The collected (fetched and hashed) files of one source, or the error that stopped it."""
-    entry = catalog.datasets[key]
     try:
-        specs = entry.sample_files() if request.sample else entry.files()
-        if request.sample and not specs:
-            raise CollectError(
-                f"dataset {key!r} has no `sample` in the catalog; --sample cannot build it"
-            )
         return [
-            cf
-            for sf in specs
-            for cf in collect_files(
-                sf, catalog, key, cache_dir=request.cache_dir, offline=request.offline
-            )
+            verify_file(cf, sf, key, cache_dir=request.cache_dir)
+            for sf, cf in _locate_source(catalog, key, request)
         ]
     except Exception as exc:  # noqa: BLE001 - any error is this source's failure, not the build's
         return exc
+
+
+def _locate_source(
+    catalog: Catalog, key: str, request: BuildRequest
+) -> list[tuple[SourceFile, CollectedFile]]:
+    """The files of one source, fetched but not hashed yet (`collectors.locate_file`)."""
+    entry = catalog.datasets[key]
+    specs = entry.sample_files() if request.sample else entry.files()
+    if request.sample and not specs:
+        raise CollectError(
+            f"dataset {key!r} has no `sample` in the catalog; --sample cannot build it"
+        )
+    return [
+        found
+        for sf in specs
+        for found in locate_files(
+            sf, catalog, key, cache_dir=request.cache_dir, offline=request.offline
+        )
+    ]
+
+
+def _locate_all(
+    catalog: Catalog, request: BuildRequest
+) -> list[list[tuple[SourceFile, CollectedFile]] | Exception]:
+    found: list[list[tuple[SourceFile, CollectedFile]] | Exception] = []
+    for key in request.keys:
+        try:
+            found.append(_locate_source(catalog, key, request))
+        except Exception as exc:  # noqa: BLE001 - any error is this source's failure
+            found.append(exc)
+    return found
+
+
+def _hash_source(
+    entry: DatasetEntry, located: list[tuple[SourceFile, CollectedFile]], request: BuildRequest
+) -> tuple[list[CollectedFile], str]:
+    """A located source's files verified, and its fingerprint."""
+    files = [verify_file(cf, sf, entry.key, cache_dir=request.cache_dir) for sf, cf in located]
+    return files, source_fingerprint(entry, files, request.options)
 
 
 def _collect_all(catalog: Catalog, request: BuildRequest) -> list[list[CollectedFile] | Exception]:
@@ -237,8 +272,13 @@ def _collect_all(catalog: Catalog, request: BuildRequest) -> list[list[Collected
     return [_collect_source(catalog, k, request) for k in request.keys]
 
 
+# A source to build: its entry, its files, and its fingerprint; or, for a source whose units start
+# while its files are hashed, the files as located and the hashing's future (files, fingerprint).
+Todo = tuple[DatasetEntry, list[CollectedFile], "str | Future[tuple[list[CollectedFile], str]]"]
+
+
 def _run_units(
-    todo: list[tuple[DatasetEntry, list[CollectedFile], str]],
+    todo: list[Todo],
     request: BuildRequest,
     executor: Executor,
     finish: Callable[[DatasetEntry, str, dict[str, Any]], None],
@@ -247,7 +287,9 @@ def _run_units(
     on_progress: Callable[[str, int], None] | None,
 ) -> None:
     """Cut every source into units, run them on `executor`, and merge each source's outputs as
-    they come back in order (while later units still run). A source whose unit fails is failed
+    they come back in order (while later units still run). A source whose files are still being
+    hashed has its units run meanwhile; its merge waits for the hash, and puts the files' revisions
+    in the records. A source whose unit fails, or whose file fails its pin, is failed
     alone; on Ctrl-C (or an unexpected error) the executor's workers are stopped at once, the
     unfinished output removed, and the error raised."""
     # In parallel, largest sources first, so that the build does not end with one worker on a big
@@ -255,7 +297,8 @@ def _run_units(
     by_size = (
         todo if executor.workers <= 1 else sorted(todo, key=lambda t: -sum(cf.bytes for cf in t[1]))
     )
-    unit_keys: list[tuple[str, bool]] = []  # unit index -> (source key, last of it?)
+    # unit index -> (source key, last of it?, its file's place among the source's files)
+    unit_keys: list[tuple[str, bool, int]] = []
 
     # Workers leave their records in the staging folder (the page cache is cheaper than a pipe or
     # Ray's object store): local ones always, Ray ones where they find this build's token in it
@@ -270,14 +313,22 @@ def _run_units(
         for entry, files, _ in by_size:
             folder = prepare_staging(request.out_dir, entry.key, token)
             prepared.append(entry.key)
+            place = {id(cf): i for i, cf in enumerate(files)}
             for unit in cut_source(
                 entry, files, request.options, request.unit_bytes, request.unit_rows
             ):
+                i = place[id(unit.file)]
                 if spill:
                     unit.spill, unit.spill_token = str(folder), token
                 if local and unit.seq == 0 and unit.last:
-                    unit.merge_into = str(request.out_dir)
-                unit_keys.append((entry.key, unit.last))
+                    # Merged where it runs: with its file's revision (a small source's hash is
+                    # quickly there); one that failed hashing is merged, and failed, here.
+                    try:
+                        unit.file = resolve(entry.key)[0][i]
+                        unit.merge_into = str(request.out_dir)
+                    except Exception:  # noqa: BLE001, S110 - reported by the merge
+                        pass
+                unit_keys.append((entry.key, unit.last, i))
                 yield unit
 
     def progress(index: int, n: int) -> None:
@@ -285,6 +336,12 @@ def _run_units(
             on_progress(unit_keys[index][0], n)
 
     sources = {e.key: (e, f, fp) for e, f, fp in by_size}
+
+    def resolve(key: str) -> tuple[list[CollectedFile], str]:
+        """The source's hashed files and fingerprint (waiting for its hashing; raising its error)."""
+        _, files, fp = sources[key]
+        return fp.result() if isinstance(fp, Future) else (files, fp)
+
     merges: dict[str, SourceMerge | None] = {}  # None: the source failed
     starts: dict[str, float] = {}
 
@@ -293,7 +350,8 @@ def _run_units(
         if merge is None:
             return
         merges[key] = None
-        entry, files, fp = sources[key]
+        entry = sources[key][0]
+        files, fp = resolve(key)
         try:
             result = merge.finish(files, starts[key])
         except Exception as exc:  # noqa: BLE001 - any error is this source's failure
@@ -304,15 +362,22 @@ def _run_units(
     results = executor.map(run_unit, units(), progress=progress if on_progress else None)
     try:
         for index, result in enumerate(results):
-            key, last = unit_keys[index]
+            key, last, place = unit_keys[index]
             entry = sources[key][0]
             if key not in merges:
                 starts[key] = time.perf_counter()
                 if on_start:
                     on_start(key, sum(cf.bytes for cf in sources[key][1]))
+                try:
+                    fp = resolve(key)[1]
+                except Exception as exc:  # noqa: BLE001 - the source's files failed to hash
+                    merges[key] = None
+                    shutil.rmtree(staging_dir(request.out_dir, key), ignore_errors=True)
+                    fail(entry, exc)
+                    continue
                 if isinstance(result, MergedSource):  # its worker merged it
                     merges[key] = None
-                    finish(entry, sources[key][2], result.entry)
+                    finish(entry, fp, result.entry)
                     continue
                 merges[key] = SourceMerge(entry, request.out_dir, request.options)
             merge = merges[key]
@@ -323,7 +388,8 @@ def _run_units(
                 merges[key] = None
                 fail(entry, result)
                 continue
-            merge.add(result)
+            located, hashed = sources[key][1][place], resolve(key)[0][place]
+            merge.add(result, hashed.revision if located.revision != hashed.revision else None)
             if last:
                 close(key)
     finally:
@@ -355,6 +421,21 @@ def build(
         for note in recover(request.out_dir):
             log.warning("%s: %s", request.out_dir, note)
         return _build_locked(catalog, request, on_start, on_progress, on_done, executor)
+
+
+def _prepare_executor(request: BuildRequest, executor: Executor | None) -> Executor | None:
+    """While the inputs are collected: a Ray executor of this build connected and its workers
+    warmed (returned), or the column steps imported for local workers to inherit."""
+    if executor is None and request.executor == "ray":
+        executor = get_executor(request.executor, request.workers, request.ray_address)
+        try:
+            executor.prepare(run_unit)
+        except BaseException:
+            close_executor(executor)
+            raise
+    elif request.executor == "local":
+        warm_up()
+    return executor
 
 
 def _build_locked(
@@ -396,7 +477,7 @@ def _build_locked(
             },
         }
         if failed:
-            manifest["errors"] = dict(failed)
+            manifest["errors"] = dict(sorted(failed.items()))
         if unsampled:
             manifest["no_sample"] = unsampled
         return manifest
@@ -432,26 +513,37 @@ def _build_locked(
             on_done(entry.key, "built")
 
     own_executor = executor is None
+    workers = executor.workers if executor is not None else request.workers
+    hashing: ThreadPoolExecutor | None = None
     # With --force, or into a folder with no source built yet, every source that collects is
-    # built: while the inputs are hashed (sha256 leaves the interpreter free), this process
-    # imports the column steps its workers inherit, and a Ray executor connects and warms its
-    # workers (each imports the pipeline). Otherwise that waits until the hashes say there is work.
-    if request.force or not old_sources:
+    # built: while the inputs are fetched and hashed (sha256 leaves the interpreter free), this
+    # process imports the column steps its workers inherit, and a Ray executor connects and warms
+    # its workers (each imports the pipeline). Otherwise that waits until the hashes say there is
+    # work. With several workers, the units do not wait for the hashes either: they run while the
+    # files are hashed in threads, and each source's merge waits for its own (at the scale of the
+    # full collection, ~1 s of hashing per GB before the first unit could start).
+    if (request.force or not old_sources) and workers > 1:
         with ThreadPoolExecutor(max_workers=1) as pool:
-            hashing = pool.submit(_collect_all, catalog, request)
-            if executor is None and request.executor == "ray":
-                executor = get_executor(request.executor, request.workers, request.ray_address)
-                try:
-                    executor.prepare(run_unit)
-                except BaseException:
-                    close_executor(executor)
-                    raise
-            elif request.executor == "local":
-                warm_up()
-            collected = hashing.result()
+            locating = pool.submit(_locate_all, catalog, request)
+            executor = _prepare_executor(request, executor)
+            located = locating.result()
+        hashing = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alpacacot-hash")
+        collected: list[list[CollectedFile] | Exception] | None = None
+        for key, found in zip(request.keys, located, strict=True):
+            entry = catalog.datasets[key]
+            if isinstance(found, Exception):
+                fail(entry, found)
+                continue
+            files = [cf for _, cf in found]
+            todo.append((entry, files, hashing.submit(_hash_source, entry, found, request)))
+    elif request.force or not old_sources:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            collecting = pool.submit(_collect_all, catalog, request)
+            executor = _prepare_executor(request, executor)
+            collected = collecting.result()
     else:
         collected = _collect_all(catalog, request)
-    for key, files in zip(request.keys, collected, strict=True):
+    for key, files in zip(request.keys, collected or [], strict=collected is not None):
         entry = catalog.datasets[key]
         try:
             if isinstance(files, Exception):
@@ -485,6 +577,8 @@ def _build_locked(
                 if entry.key not in built and entry.key not in failed:
                     failed[entry.key] = "interrupted"
         finally:
+            if hashing is not None:
+                hashing.shutdown(wait=True, cancel_futures=True)
             if own_executor and executor is not None:
                 close_executor(executor)
 

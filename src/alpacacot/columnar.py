@@ -61,6 +61,7 @@ from alpacacot.writer import RowGroup
 
 if TYPE_CHECKING:
     from alpacacot.lang import LanguageTagger
+    from alpacacot.pipeline import Refused
     from alpacacot.units import WorkUnit
 
 FAST_NORMALIZERS = ("fields", "alpaca")
@@ -668,7 +669,6 @@ def _steps(
     except (pa.ArrowException, ValueError, TypeError):
         raise _NotTaken from None
     table, broken = _in_order(
-        key,
         batch,
         slow_batch,
         np.searchsorted(survivors, [i for i, _ in slow_survivors]),
@@ -678,11 +678,11 @@ def _steps(
 
 
 def _in_order(
-    key: str, fast: pa.RecordBatch, slow: pa.RecordBatch, at: np.ndarray, validate: bool
-) -> tuple[pa.Table, dict[int, str]]:
+    fast: pa.RecordBatch, slow: pa.RecordBatch, at: np.ndarray, validate: bool
+) -> tuple[pa.Table, dict[int, Refused]]:
     """The fast and the slow records in one table, the slow ones at positions `at`, checked
-    against the record schema: the records it accepts and the reject lines of the others, by
-    position (as `pipeline.check_table` words them)."""
+    against the record schema: the records it accepts and the others, by position (as
+    `pipeline.check_table` finds them)."""
     from alpacacot.pipeline import check_table, columnar_validator
 
     if validate and (columnar_validator()(fast) or (len(slow) and columnar_validator()(slow))):
@@ -692,7 +692,7 @@ def _in_order(
             kind="stable",
         )
         table = pa.Table.from_batches([fast, slow]).take(pa.array(order))
-        return check_table(key, table)
+        return check_table(table)
     # Zero-copy: slices of the fast records between the slow ones.
     pieces, done = [], 0
     for k, position in enumerate(at.tolist()):

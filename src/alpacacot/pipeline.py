@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -269,6 +269,24 @@ def iter_drafts(
             yield from ((row, d) for d in result)
 
 
+class Refused(NamedTuple):
+    """A candidate the record schema refused. Its reject line (which holds the record) is made by
+    the merge: a unit may run before its file's revision is known (`collectors.locate_file`)."""
+
+    file: str
+    row: int
+    field: str | None
+    reason: str
+    record: dict[str, Any]
+
+    def line(self, key: str, revision: str | None = None) -> str:
+        """The reject line; `revision`: the file's, in place of the one the unit had."""
+        record = self.record
+        if revision is not None:
+            record = {**record, "provenance": {**record["provenance"], "revision": revision}}
+        return RejectWriter.line(key, self.file, self.row, self.field, self.reason, record)
+
+
 @dataclass
 class UnitOutput:
     """What one unit made. Its candidates are the records that passed cleaning and the unit's own
@@ -279,7 +297,7 @@ class UnitOutput:
     table: pa.Table | None
     ids: np.ndarray  # uint64: the first 64 bits of every candidate's id
     text_bytes: np.ndarray  # int64: characters of instruction + input + output, per candidate
-    broken: dict[int, str]  # candidate index -> reject line: refused by the record schema
+    broken: dict[int, Refused]  # candidate index -> refused by the record schema
     rejects: list[tuple[int, str]]  # (candidates before it, reject line): refused on reading
     read: int = 0
     duplicates: int = 0
@@ -304,7 +322,7 @@ class _Candidates:
         self.batches: list[pa.RecordBatch] = []
         self.ids: list[int] = []
         self.text_bytes: list[int] = []
-        self.broken: dict[int, str] = {}
+        self.broken: dict[int, Refused] = {}
         self.checked = 0  # candidates before `group`
 
     def add(self, short: int, text_bytes: int, *record: Any) -> None:
@@ -318,8 +336,8 @@ class _Candidates:
     def _reject(self, group: RowGroup, i: int, field_name: str, reason: str) -> None:
         # The record itself is the raw row here: it holds every upstream value (unused ones in
         # meta), and the group need not keep each normalizer's draft alive until it is checked.
-        self.broken[self.checked + i] = RejectWriter.line(
-            self.key, group.file_of(i), group.row[i], field_name, reason, group.record(i)
+        self.broken[self.checked + i] = Refused(
+            group.file_of(i), group.row[i], field_name, reason, group.record(i)
         )
 
     def _check(self, group: RowGroup) -> pa.RecordBatch:
@@ -383,7 +401,7 @@ def unit_output(
     table: pa.Table,
     ids: np.ndarray,
     text_bytes: np.ndarray,
-    broken: dict[int, str],
+    broken: dict[int, Refused],
     rejects: list[tuple[int, str]],
     counts: Counts,
     spill: Path | None,
@@ -413,16 +431,16 @@ def unit_output(
     )
 
 
-def check_table(key: str, table: pa.Table) -> tuple[pa.Table, dict[int, str]]:
-    """The records of `table` the record schema accepts, and the reject lines of the others by
-    their row in `table` (as `_Candidates._check` makes them for a row group)."""
+def check_table(table: pa.Table) -> tuple[pa.Table, dict[int, Refused]]:
+    """The records of `table` the record schema accepts, and the others by their row in `table`
+    (as `_Candidates._check` finds them for a row group)."""
     if not table.num_rows:
         return table, {}
     batch = table.combine_chunks().to_batches()[0]
     broken_rows = columnar_validator()(batch)
     if not broken_rows:
         return table, {}
-    broken: dict[int, str] = {}
+    broken: dict[int, Refused] = {}
     for i, path in broken_rows.items():
         record = batch.slice(i, 1).to_pylist()[0]
         field_name, reason = schema_problem(record) or (
@@ -430,9 +448,7 @@ def check_table(key: str, table: pa.Table) -> tuple[pa.Table, dict[int, str]]:
             f"schema: {path} is not valid",
         )
         provenance = record["provenance"]
-        broken[i] = RejectWriter.line(
-            key, provenance["file"], provenance["row"], field_name, reason, record
-        )
+        broken[i] = Refused(provenance["file"], provenance["row"], field_name, reason, record)
     keep = np.ones(batch.num_rows, dtype=bool)
     keep[list(broken_rows)] = False
     return pa.Table.from_batches([batch.filter(pa.array(keep))]), broken

@@ -319,6 +319,20 @@ class _HashedFile(io.RawIOBase):
         self.fh.close()
 
 
+def _with_revision(table: pa.Table, revision: str) -> pa.Table:
+    """`table` with every record's provenance revision set to `revision`."""
+    at = table.schema.get_field_index("provenance")
+    column = table.column(at)
+    chunks = []
+    for chunk in column.chunks:
+        children = chunk.flatten()  # (the struct's offset applied; it holds no nulls)
+        children[column.type.get_field_index("revision")] = pa.repeat(
+            pa.scalar(revision, pa.string()), len(chunk)
+        )
+        chunks.append(pa.StructArray.from_arrays(children, fields=list(column.type)))
+    return table.set_column(at, table.field(at), pa.chunked_array(chunks, type=column.type))
+
+
 class SourceMerge:
     """Merge a source's unit outputs, given in unit order, into its shards and rejects file.
 
@@ -353,8 +367,9 @@ class SourceMerge:
         self.records: list[int] = []
         self.digests: list[str] = []
 
-    def add(self, out: UnitOutput) -> None:
-        """Take the next unit's output."""
+    def add(self, out: UnitOutput, revision: str | None = None) -> None:
+        """Take the next unit's output; `revision`: its file's, when the unit ran before the file
+        was hashed (its records then hold PENDING_REVISION, which this replaces)."""
         self.counts.read += out.read
         # A unit's ids are distinct (it drops its own duplicates): a set operation per unit finds
         # those an earlier unit had, instead of a lookup per record in Python.
@@ -375,6 +390,8 @@ class SourceMerge:
         table = out.records()
         if out.table_file:
             os.unlink(out.table_file)  # the mapping stays readable until the slices go
+        if revision is not None:
+            table = _with_revision(table, revision)
         if not keep.all():
             table = table.filter(pa.array(keep[~is_broken]))
         kept = np.flatnonzero(keep)
@@ -383,7 +400,7 @@ class SourceMerge:
         # table row of kept record j: good_before[j]; broken lines by kept position
         good_before = np.concatenate(([0], np.cumsum(~kept_broken)))
         broken_at = np.flatnonzero(kept_broken)
-        broken_lines = [out.broken[int(kept[j])] for j in broken_at]
+        broken_lines = [out.broken[int(kept[j])].line(self.key, revision) for j in broken_at]
 
         def take(i: int, k: int) -> None:
             if k <= i:

@@ -349,7 +349,7 @@ def test_the_record_schema_check_on_a_table_words_rejects_as_on_a_row_group():
         group.rejected.append(None)
     candidates = _Candidates("src", "cc-by-4.0", BuildOptions())
     expected = candidates._check(group)
-    table, broken = check_table("src", pa.Table.from_batches([group.to_batch()]))
+    table, broken = check_table(pa.Table.from_batches([group.to_batch()]))
     assert table.equals(pa.Table.from_batches([expected], schema=ARROW_SCHEMA))
     assert broken == candidates.broken and sorted(broken) == [1, 2, 3]
 

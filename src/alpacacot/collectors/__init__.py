@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from alpacacot.catalog import Catalog, SourceFile
@@ -65,7 +65,12 @@ def check_pin(sf: SourceFile, actual: str, key: str) -> None:
         )
 
 
-def collect_file(
+# The revision of a file not hashed yet (`locate_file`): a unit may run on it meanwhile, and the
+# merge puts the file's revision in its records once the hash is known. Never in an output.
+PENDING_REVISION = "sha256:pending"
+
+
+def locate_file(
     sf: SourceFile,
     catalog: Catalog,
     key: str,
@@ -73,7 +78,8 @@ def collect_file(
     cache_dir: Path | None = None,
     offline: bool = False,
 ) -> CollectedFile:
-    """Make one upstream file available locally and verify it."""
+    """Make one upstream file available locally, not verified yet: its `sha256` is empty and its
+    revision, when it is the file's digest, PENDING_REVISION (`verify_file` completes it)."""
     cache_dir = cache_dir or default_cache_dir()
     if sf.kind == "local":
         path = catalog.local_path(sf.location, f"datasets/{key}: local file")
@@ -95,19 +101,63 @@ def collect_file(
         path, revision = fetch_hub_file(sf, key, cache_dir=cache_dir, offline=offline)
     else:  # the catalog schema already rejects this
         raise CollectError(f"dataset {key!r}: unknown source kind {sf.kind!r}")
-    digest = sha256_file(path)
-    if sf.kind == "hf" and sf.sha256 and digest != sf.sha256:
-        forget_hub_file(path, sf, digest, cache_dir)
-    check_pin(sf, digest, key)
     return CollectedFile(
         path=path,
-        sha256=digest,
+        sha256="",
         bytes=path.stat().st_size,
         display=sf.display,
-        revision=revision or f"sha256:{digest}",
+        revision=revision or PENDING_REVISION,
         subset=sf.subset,
         normalizer=sf.normalizer,
     )
+
+
+def verify_file(
+    cf: CollectedFile, sf: SourceFile, key: str, *, cache_dir: Path | None = None
+) -> CollectedFile:
+    """A located file hashed and checked against the sha256 the catalog pins (a Hub file that
+    fails its pin leaves the cache)."""
+    digest = sha256_file(cf.path)
+    if sf.kind == "hf" and sf.sha256 and digest != sf.sha256:
+        forget_hub_file(cf.path, sf, digest, cache_dir or default_cache_dir())
+    check_pin(sf, digest, key)
+    revision = f"sha256:{digest}" if cf.revision == PENDING_REVISION else cf.revision
+    return replace(cf, sha256=digest, revision=revision)
+
+
+def collect_file(
+    sf: SourceFile,
+    catalog: Catalog,
+    key: str,
+    *,
+    cache_dir: Path | None = None,
+    offline: bool = False,
+) -> CollectedFile:
+    """Make one upstream file available locally and verify it."""
+    located = locate_file(sf, catalog, key, cache_dir=cache_dir, offline=offline)
+    return verify_file(located, sf, key, cache_dir=cache_dir)
+
+
+def locate_files(
+    sf: SourceFile,
+    catalog: Catalog,
+    key: str,
+    *,
+    cache_dir: Path | None = None,
+    offline: bool = False,
+) -> list[tuple[SourceFile, CollectedFile]]:
+    """`locate_file`, with a Hub glob pattern expanded to the matching files (sorted); each with
+    the catalog's file it verifies against."""
+    if not sf.is_pattern:
+        return [(sf, locate_file(sf, catalog, key, cache_dir=cache_dir, offline=offline))]
+    from alpacacot.collectors.hub import expand_hub_pattern
+
+    names = expand_hub_pattern(sf, key, cache_dir=cache_dir or default_cache_dir(), offline=offline)
+    found = []
+    for name in names:
+        one = replace(sf, location=name)
+        found.append((one, locate_file(one, catalog, key, cache_dir=cache_dir, offline=offline)))
+    return found
 
 
 def collect_files(
@@ -119,14 +169,7 @@ def collect_files(
     offline: bool = False,
 ) -> list[CollectedFile]:
     """`collect_file`, with a Hub glob pattern expanded to the matching files (sorted)."""
-    if not sf.is_pattern:
-        return [collect_file(sf, catalog, key, cache_dir=cache_dir, offline=offline)]
-    from dataclasses import replace
-
-    from alpacacot.collectors.hub import expand_hub_pattern
-
-    names = expand_hub_pattern(sf, key, cache_dir=cache_dir or default_cache_dir(), offline=offline)
     return [
-        collect_file(replace(sf, location=name), catalog, key, cache_dir=cache_dir, offline=offline)
-        for name in names
+        verify_file(cf, one, key, cache_dir=cache_dir)
+        for one, cf in locate_files(sf, catalog, key, cache_dir=cache_dir, offline=offline)
     ]
