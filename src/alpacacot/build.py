@@ -321,13 +321,12 @@ def _run_units(
                 if spill:
                     unit.spill, unit.spill_token = str(folder), token
                 if local and unit.seq == 0 and unit.last:
-                    # Merged where it runs: with its file's revision (a small source's hash is
-                    # quickly there); one that failed hashing is merged, and failed, here.
-                    try:
-                        unit.file = resolve(entry.key)[0][i]
+                    # Merged where it runs, with its file's revision, once its source is hashed
+                    # (never waited for here: until then, and if hashing failed, merged below).
+                    hashed = hashed_files(entry.key)
+                    if hashed is not None:
+                        unit.file = hashed[i]
                         unit.merge_into = str(request.out_dir)
-                    except Exception:  # noqa: BLE001, S110 - reported by the merge
-                        pass
                 unit_keys.append((entry.key, unit.last, i))
                 yield unit
 
@@ -341,6 +340,13 @@ def _run_units(
         """The source's hashed files and fingerprint (waiting for its hashing; raising its error)."""
         _, files, fp = sources[key]
         return fp.result() if isinstance(fp, Future) else (files, fp)
+
+    def hashed_files(key: str) -> list[CollectedFile] | None:
+        """The source's hashed files if they are ready (None while hashing, or if it failed)."""
+        _, files, fp = sources[key]
+        if not isinstance(fp, Future):
+            return files
+        return fp.result()[0] if fp.done() and fp.exception() is None else None
 
     merges: dict[str, SourceMerge | None] = {}  # None: the source failed
     starts: dict[str, float] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 
 import pyarrow.parquet as pq
@@ -108,3 +109,62 @@ def test_a_file_that_fails_its_pin_fails_its_source_after_its_units_ran(
     assert len(manifest["sources"]) == len(data["datasets"]) - 1
     assert not (out / "belle").exists()
     assert not list(out.glob(".tmp-*"))
+
+
+class _Watching:
+    """An executor that notes every unit as it is handed on (source, merged by its worker?, its
+    file's revision): it hands on none before `ready` is set, and sets `handed[key]` as it hands
+    on a unit of that source."""
+
+    def __init__(self, inner, ready: threading.Event, handed: dict[str, threading.Event]):
+        self.inner, self.ready, self.handed = inner, ready, handed
+        self.name, self.workers = inner.name, inner.workers
+        self.seen: list[tuple[str, bool, str]] = []
+
+    def map(self, fn, units, *, progress=None):
+        def watched():
+            assert self.ready.wait(60)
+            for unit in units:
+                self.seen.append((unit.key, unit.merge_into is not None, unit.file.revision))
+                if unit.key in self.handed:
+                    self.handed[unit.key].set()
+                yield unit
+
+        return self.inner.map(fn, watched(), progress=progress)
+
+
+def test_a_one_unit_source_is_merged_by_its_worker_once_hashed_and_here_before(
+    catalog, one_process, tmp_path, monkeypatch
+):
+    """Each file one unit. A one-file source whose hash is ready when its unit is handed on is
+    merged by its worker, with its file's revision; hh_rlhf, whose hash waits until its unit is
+    handed on, is not waited for: its unit runs with the pending revision and the build process
+    merges it."""
+    from alpacacot.collectors import PENDING_REVISION
+    from alpacacot.executors import LocalExecutor
+
+    others = {"alpaca_data.json", "sharegpt_zh_1K_format.jsonl", "gsm8k_header.tsv",
+              "internal_medicine_sample.csv"}  # fmt: skip
+    hashed: set[str] = set()
+    ready, hh_handed = threading.Event(), threading.Event()
+    real = alpacacot.collectors.sha256_file
+
+    def hash_in_turn(path, *args):
+        if path.name == "harmless-base_test.jsonl":
+            assert hh_handed.wait(60)
+        digest = real(path, *args)
+        hashed.add(path.name)
+        if others <= hashed:
+            ready.set()
+        return digest
+
+    monkeypatch.setattr(alpacacot.collectors, "sha256_file", hash_in_turn)
+    executor = _Watching(LocalExecutor(2), ready, {"hh_rlhf": hh_handed})
+    run_build(catalog, tmp_path / "out", executor=executor, cut_small=False)
+    assert fingerprint(tmp_path / "out") == one_process
+    one_file = {"alpaca", "sharegpt_zh", "cot_header", "hh_rlhf", "medical"}
+    units = {key: (merged, revision) for key, merged, revision in executor.seen if key in one_file}
+    assert units.pop("hh_rlhf") == (False, PENDING_REVISION)
+    assert len(units) == 4 and all(merged for merged, _ in units.values())
+    assert all(revision.startswith("sha256:") and revision != PENDING_REVISION
+               for _, revision in units.values())  # fmt: skip
