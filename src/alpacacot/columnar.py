@@ -53,7 +53,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from alpacacot.lang import _FUNCTION_WEIGHTS, _RULE_BYTES, _WEIGHT, PREFIX, RULE_PREFIX, RULE_WORDS
+from alpacacot.lang import (
+    _FUNCTION_WEIGHTS,
+    _LATIN_WORD,
+    _RULE_BYTES,
+    _WEIGHT,
+    PREFIX,
+    RULE_PREFIX,
+    RULE_WORDS,
+)
 from alpacacot.normalizers.fields import DEFAULT_FIELDS
 from alpacacot.readers import _BOM, _is_utf8, read_jsonl
 from alpacacot.record import ARROW_SCHEMA
@@ -73,8 +81,16 @@ _WINDOW = max(map(len, _PLACEHOLDERS))
 _LT, _BACKSLASH, _U, _ZERO, _NINE = ord("<"), ord("\\"), ord("u"), ord("0"), ord("9")
 _SHORT_ESCAPES = np.frombuffer(b"bfr", dtype=np.uint8)
 _TRIM = " \t\n"
+# lang's script ranges (`tests/core/test_columnar.py` checks they are the tagger's).
+_HAN_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF))
+_HANGUL_RANGES = ((0xAC00, 0xD7AF), (0x1100, 0x11FF))
+_KANA_RANGES = ((0x3040, 0x30FF),)
+_LATIN_RANGES = ((0x41, 0x5A), (0x61, 0x7A), (0xC0, 0x24F))
+SCRIPT_CHARS = 2000  # lang's `of_prompt` judges the first 2,000 characters
+_HAN, _HANGUL, _KANA, _LATIN = 1, 2, 3, 4
 # lang's _HAN and _HANGUL ranges: a text without them is no script rule's.
 _SCRIPTS = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff]"
+_CLASSES = 5
 
 _WORDS = sorted(_FUNCTION_WEIGHTS)
 _WORD_SET = pa.array(_WORDS, pa.string())
@@ -259,13 +275,75 @@ def plain_english(heads: pa.Array) -> np.ndarray:
     return (lengths >= 8) & (8 * english >= lengths) & (english > 2 * other)
 
 
+def _code_points(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Every code point of a string column (no nulls) in one array, and where each row's begin
+    (n + 1 bounds): the column's UTF-8 bytes decoded by Python at once, as UTF-32."""
+    n = len(texts)
+    _, offsets, data = texts.buffers()
+    at = np.frombuffer(offsets, dtype=np.int32)[texts.offset : texts.offset + n + 1]
+    raw = data.to_pybytes()[at[0] : at[-1]] if data is not None and n else b""
+    points = np.frombuffer(raw.decode("utf-8").encode("utf-32-le"), dtype=np.uint32)
+    lengths = pc.utf8_length(texts).to_numpy(zero_copy_only=False).astype(np.int64)
+    return points, np.concatenate(([0], np.cumsum(lengths)))
+
+
+def _script_classes() -> np.ndarray:
+    """The class of every code point for the script rules: 0 none, then HAN, HANGUL, KANA and
+    LATIN (lang's ranges)."""
+    table = np.zeros(0x110000, dtype=np.uint8)
+    for cls, ranges in (
+        (_LATIN, _LATIN_RANGES),
+        (_HAN, _HAN_RANGES),
+        (_HANGUL, _HANGUL_RANGES),
+        (_KANA, _KANA_RANGES),
+    ):
+        for low, high in ranges:
+            table[low : high + 1] = cls
+    return table
+
+
+_SCRIPT_CLASSES = _script_classes()
+
+
+def script_languages(texts: pa.Array) -> np.ndarray:
+    """`lang._script_language` of every value of a string column (no nulls): "ko", "ja", "zh"
+    or None, by the same code point ranges: Hangul anywhere is Korean; with Han characters, Kana
+    is Japanese, and Chinese needs at least as many Han characters as Latin words (runs of two
+    or more of lang's Latin letters, as `_LATIN_WORD.findall` counts them)."""
+    n = len(texts)
+    found = np.full(n, None, dtype=object)
+    if not n:
+        return found
+    points, bounds = _code_points(texts)
+    classes = _SCRIPT_CLASSES[points]
+    row = np.repeat(np.arange(n), np.diff(bounds))
+    counts = np.bincount(row * _CLASSES + classes, minlength=n * _CLASSES).reshape(n, _CLASSES)
+    # A Latin word (run of two or more) starts at a Latin letter whose predecessor in its row is
+    # not one and whose successor in its row is.
+    latin = classes == _LATIN
+    starts = latin.copy()
+    starts[1:] &= ~latin[:-1]
+    firsts = bounds[:-1][bounds[:-1] < len(points)]
+    starts[firsts] = latin[firsts]
+    starts[:-1] &= latin[1:]
+    starts[-1:] = False
+    lasts = bounds[1:][bounds[1:] > 0] - 1
+    starts[lasts] = False
+    words = np.bincount(row[starts], minlength=n)
+    han = counts[:, _HAN]
+    found[(han > 0) & (han >= words)] = "zh"
+    found[(han > 0) & (counts[:, _KANA] > 0)] = "ja"
+    found[counts[:, _HANGUL] > 0] = "ko"
+    return found
+
+
 def _languages(
     tagger: LanguageTagger, instruction: pa.Array, input_: pa.Array, output: pa.Array
 ) -> list[str]:
     """`tagger(instruction, input, output)` of every row. Where the texts are ASCII, no script
     rule applies: the English rule runs on Arrow columns, and the model on what it leaves. Where
-    no character of lang's Han and Hangul ranges is in the first 2,000 of the prompt or the
-    output, no script rule applies either: the tagger starts after them."""
+    they are not, the script rules run on the code points of whole columns (`script_languages`),
+    and the tagger on the rows they leave."""
     n = len(instruction)
     if tagger._model is None or not n:
         texts = [c.to_pylist() for c in (instruction, input_, output)]
@@ -301,15 +379,38 @@ def _languages(
     if len(rows):
         take = pa.array(rows)
         prompts, outputs = pc.take(prompt, take), pc.take(output, take)
-        scripts = pc.or_(
-            pc.match_substring_regex(pc.utf8_slice_codeunits(prompts, 0, 2000), _SCRIPTS),
-            pc.match_substring_regex(pc.utf8_slice_codeunits(outputs, 0, 2000), _SCRIPTS),
+        heads = pc.utf8_slice_codeunits(prompts, 0, SCRIPT_CHARS)
+        output_heads = pc.utf8_slice_codeunits(outputs, 0, SCRIPT_CHARS)
+        # `tagger.of_prompt`: the script of the prompt's first 2,000 characters; else Chinese
+        # when the output's is and the prompt has no Latin word; else `unscripted`, in Python.
+        # Rows with no character of a script rule's ranges skip to that (one Arrow pass).
+        scripted = np.full(len(rows), None, dtype=object)
+        output_zh = np.zeros(len(rows), dtype=bool)
+        has_script = pc.or_(
+            pc.match_substring_regex(heads, _SCRIPTS),
+            pc.match_substring_regex(output_heads, _SCRIPTS),
         ).to_numpy(zero_copy_only=False)
-        of_prompt, unscripted = tagger.of_prompt, tagger.unscripted
-        for i, p, o, s in zip(
-            rows.tolist(), prompts.to_pylist(), outputs.to_pylist(), scripts.tolist(), strict=True
-        ):
-            langs[i] = of_prompt(p, o) if s else unscripted(p, o)
+        some = np.flatnonzero(has_script)
+        if len(some):
+            pick = pa.array(some)
+            scripted[some] = script_languages(pc.take(heads, pick))
+            output_zh[some] = script_languages(pc.take(output_heads, pick)) == "zh"
+        settled = scripted != None  # noqa: E711 - numpy's element-wise comparison
+        for i, lang in zip(rows[settled].tolist(), scripted[settled].tolist(), strict=True):
+            langs[i] = lang
+        rest = np.flatnonzero(~settled)
+        if len(rest):
+            rest_prompts = pc.take(prompts, pa.array(rest)).to_pylist()
+            rest_outputs = pc.take(outputs, pa.array(rest)).to_pylist()
+            unscripted, latin = tagger.unscripted, _LATIN_WORD.search
+            for i, p, o, zh in zip(
+                rows[rest].tolist(),
+                rest_prompts,
+                rest_outputs,
+                output_zh[rest].tolist(),
+                strict=True,
+            ):
+                langs[i] = "zh" if zh and not latin(p) else unscripted(p, o)
     return langs
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -386,11 +387,61 @@ def test_nfc_makes_no_control_character():
 
 
 def test_the_script_ranges_are_those_of_the_tagger():
-    from alpacacot.lang import _HAN, _HANGUL
+    import sys
+
+    from alpacacot.lang import _HAN, _HANGUL, _KANA, _LATIN_WORD
 
     chars = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp <= 0xDFFF]
     got = pc.match_substring_regex(pa.array(chars, pa.string()), columnar._SCRIPTS).to_pylist()
     assert got == [bool(_HAN.search(c) or _HANGUL.search(c)) for c in chars]
+    latin = re.compile(_LATIN_WORD.pattern.removesuffix("{2,}"))
+    expected = [
+        columnar._HAN if _HAN.match(c) else columnar._HANGUL if _HANGUL.match(c)
+        else columnar._KANA if _KANA.match(c) else columnar._LATIN if latin.match(c) else 0
+        for c in map(chr, range(sys.maxunicode + 1))
+    ]  # fmt: skip
+    assert columnar._SCRIPT_CLASSES.tolist() == expected
+
+
+def _mixed_texts(rng: random.Random, count: int) -> list[str]:
+    """Texts of Han, Hangul, Kana and Latin letters (accented too), other scripts, digits,
+    punctuation and spaces, in runs, some longer than the 2,000 characters the rules read."""
+    pieces = ["中文", "字", "한국어", "かな", "カタカナ", "ab", "x", "Éa", "ñ", "ÿz", "ß", "Ω", "Ж",
+              "١", " ", ", ", "1", "\n", "é", "\u0100\u024f", "\u0250", "\U00020000", "😀",
+              "\u3400", "\u4dbf\u4dc0", "\uf900", "\ufb00", "\u1100", "\u30ff"]  # fmt: skip
+    # Rows that end and begin with Latin letters: a word never runs from one row into the next.
+    texts = ["", "a", "中", "ab 中", "中 ab x", "ab", "中 ab c", "d 中 ab", "中x", "y"]
+    for _ in range(count):
+        runs = [rng.choice(pieces) * rng.choice([1, 1, 1, 2, 5]) for _ in range(rng.randint(0, 40))]
+        text = "".join(runs)
+        if rng.random() < 0.05:
+            text = text * (2100 // max(1, len(text)) + 1)
+        texts.append(text)
+    return texts
+
+
+def test_the_script_rules_on_columns_are_the_rules_on_each_text():
+    from alpacacot.lang import _script_language
+
+    texts = _mixed_texts(random.Random(7), 4000)
+    got = columnar.script_languages(pa.array([t[:2000] for t in texts], pa.string()))
+    assert list(got) == [_script_language(t[:2000]) for t in texts]
+    # A slice of a column (its offsets do not start at 0) gives the same.
+    column = pa.array(texts, pa.string()).slice(100, 500)
+    assert list(columnar.script_languages(column)) == [_script_language(t) for t in texts[100:600]]
+
+
+def test_the_columns_get_the_tagger_s_language_of_every_record():
+    from alpacacot.lang import LanguageTagger
+
+    rng = random.Random(11)
+    texts = _mixed_texts(rng, 3000) + ["The cat sat on the mat and the dog ran to it."] * 20
+    rows = [(rng.choice(texts), rng.choice(["", *texts[:50]]), rng.choice(texts) or "x")
+            for _ in range(3000)]  # fmt: skip
+    rows = [(a or "i", b, c) for a, b, c in rows]
+    tagger = LanguageTagger("fasttext", ["zh"])
+    columns = [pa.array(list(c), pa.string()) for c in zip(*rows, strict=True)]
+    assert columnar._languages(tagger, *columns) == [tagger(a, b, c) for a, b, c in rows]
 
 
 def test_records_the_schema_refuses_are_rejected_the_same_way_both_ways(tmp_path, monkeypatch):
