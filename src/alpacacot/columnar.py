@@ -337,6 +337,12 @@ def script_languages(texts: pa.Array) -> np.ndarray:
     return found
 
 
+def _ascii_head(texts: pa.Array, chars: int) -> pa.Array:
+    """The first `chars` characters of ASCII strings: their first bytes (`binary_slice`, ~10x
+    faster than `utf8_slice_codeunits`, which decodes every character)."""
+    return pc.binary_slice(texts.view(pa.binary()), 0, chars).view(pa.string())
+
+
 def _languages(
     tagger: LanguageTagger, instruction: pa.Array, input_: pa.Array, output: pa.Array
 ) -> list[str]:
@@ -359,15 +365,15 @@ def _languages(
     rows = np.flatnonzero(ascii_)
     if len(rows):
         take = pa.array(rows)
-        prompt_head = pc.utf8_slice_codeunits(pc.take(prompt, take), 0, PREFIX)
+        prompt_head = _ascii_head(pc.take(prompt, take), PREFIX)
         text = pc.binary_join_element_wise(
-            prompt_head, pc.utf8_slice_codeunits(pc.take(output, take), 0, PREFIX), " "
+            prompt_head, _ascii_head(pc.take(output, take), PREFIX), " "
         )
-        english = plain_english(pc.utf8_slice_codeunits(text, 0, RULE_PREFIX))
+        english = plain_english(_ascii_head(text, RULE_PREFIX))
         # The prompt alone decides too (every output here is non-empty).
         rest = np.flatnonzero(~english)
         if len(rest):
-            head = pc.utf8_slice_codeunits(pc.take(prompt_head, pa.array(rest)), 0, RULE_PREFIX)
+            head = _ascii_head(pc.take(prompt_head, pa.array(rest)), RULE_PREFIX)
             english[rest[plain_english(head)]] = True
             rest = np.flatnonzero(~english)
             guess = tagger.model_guess
