@@ -541,13 +541,18 @@ def _build_locked(
             located = locating.result()
         hashing = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alpacacot-hash")
         collected: list[list[CollectedFile] | Exception] | None = None
-        for key, found in zip(request.keys, located, strict=True):
-            entry = catalog.datasets[key]
-            if isinstance(found, Exception):
-                fail(entry, found)
-                continue
-            files = [cf for _, cf in found]
-            todo.append((entry, files, hashing.submit(_hash_source, entry, found, request)))
+        found: dict[str, list[tuple[SourceFile, CollectedFile]]] = {}
+        for key, where in zip(request.keys, located, strict=True):
+            if isinstance(where, Exception):
+                fail(catalog.datasets[key], where)
+            else:
+                found[key] = where
+        # Hashed largest first: the order in which their units run and their merges wait.
+        hashed = {
+            key: hashing.submit(_hash_source, catalog.datasets[key], found[key], request)
+            for key in sorted(found, key=lambda k: -sum(cf.bytes for _, cf in found[k]))
+        }
+        todo.extend((catalog.datasets[k], [cf for _, cf in found[k]], hashed[k]) for k in found)
     elif request.force or not old_sources:
         with ThreadPoolExecutor(max_workers=1) as pool:
             collecting = pool.submit(_collect_all, catalog, request)
