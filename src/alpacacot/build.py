@@ -210,19 +210,6 @@ def entry_summary(entry: DatasetEntry) -> dict[str, Any]:
     }
 
 
-def _collect_source(
-    catalog: Catalog, key: str, request: BuildRequest
-) -> list[CollectedFile] | Exception:
-    """The collected (fetched and hashed) files of one source, or the error that stopped it."""
-    try:
-        return [
-            verify_file(cf, sf, key, cache_dir=request.cache_dir)
-            for sf, cf in _locate_source(catalog, key, request)
-        ]
-    except Exception as exc:  # noqa: BLE001 - any error is this source's failure, not the build's
-        return exc
-
-
 def _locate_source(
     catalog: Catalog, key: str, request: BuildRequest
 ) -> list[tuple[SourceFile, CollectedFile]]:
@@ -246,7 +233,7 @@ def _locate_all(
     catalog: Catalog, request: BuildRequest
 ) -> list[list[tuple[SourceFile, CollectedFile]] | Exception]:
     """`_locate_source` for every requested key, in order (its error in its place); with several
-    workers in as many threads, as `_collect_all` (downloads run side by side)."""
+    workers in as many threads (downloads run side by side)."""
 
     def locate(key: str) -> list[tuple[SourceFile, CollectedFile]] | Exception:
         try:
@@ -266,16 +253,6 @@ def _hash_source(
     """A located source's files verified, and its fingerprint."""
     files = [verify_file(cf, sf, entry.key, cache_dir=request.cache_dir) for sf, cf in located]
     return files, source_fingerprint(entry, files, request.options)
-
-
-def _collect_all(catalog: Catalog, request: BuildRequest) -> list[list[CollectedFile] | Exception]:
-    """`_collect_source` for every requested key, in order. With several workers the sources are
-    collected in as many threads: hashing the inputs (sha256 releases the GIL) then uses every core
-    instead of one while the others wait for the first source."""
-    if request.workers > 1 and len(request.keys) > 1:
-        with ThreadPoolExecutor(max_workers=request.workers) as pool:
-            return list(pool.map(lambda k: _collect_source(catalog, k, request), request.keys))
-    return [_collect_source(catalog, k, request) for k in request.keys]
 
 
 # A source to build: its entry, its files, and its fingerprint; or, for a source whose units start
@@ -526,65 +503,68 @@ def _build_locked(
 
     own_executor = executor is None
     workers = executor.workers if executor is not None else request.workers
-    hashing: ThreadPoolExecutor | None = None
-    # With --force, or into a folder with no source built yet, every source that collects is
-    # built: while the inputs are fetched and hashed (sha256 leaves the interpreter free), this
-    # process imports the column steps its workers inherit, and a Ray executor connects and warms
-    # its workers (each imports the pipeline). Otherwise that waits until the hashes say there is
-    # work. With several workers, the units do not wait for the hashes either: they run while the
-    # files are hashed in threads, and each source's merge waits for its own (at the scale of the
-    # full collection, ~1 s of hashing per GB before the first unit could start).
-    if (request.force or not old_sources) and workers > 1:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            locating = pool.submit(_locate_all, catalog, request)
-            executor = _prepare_executor(request, executor)
-            located = locating.result()
-        hashing = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="alpacacot-hash")
-        collected: list[list[CollectedFile] | Exception] | None = None
-        found: dict[str, list[tuple[SourceFile, CollectedFile]]] = {}
-        for key, where in zip(request.keys, located, strict=True):
-            if isinstance(where, Exception):
-                fail(catalog.datasets[key], where)
-            else:
-                found[key] = where
-        # Hashed largest first: the order in which their units run and their merges wait.
+    # The inputs are located (downloaded), then hashed in threads (sha256 leaves the interpreter
+    # free), largest source first. With --force, or into a folder with no source built yet, every
+    # source that collects is built: meanwhile this process imports the column steps its workers
+    # inherit, and a Ray executor connects and warms its workers (each imports the pipeline); with
+    # several workers the units do not wait for the hashes either, and each source's merge waits
+    # for its own (at the scale of the full collection, ~1 s of hashing per GB before the first
+    # unit could start). Otherwise the hashes first say which sources changed.
+    build_all = request.force or not old_sources
+    hashing = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="alpacacot-hash")
+
+    def collect() -> tuple[
+        list[list[tuple[SourceFile, CollectedFile]] | Exception],
+        dict[str, Future[tuple[list[CollectedFile], str]]],
+    ]:
+        located = _locate_all(catalog, request)
+        found = {k: f for k, f in zip(request.keys, located, strict=True) if isinstance(f, list)}
         hashed = {
             key: hashing.submit(_hash_source, catalog.datasets[key], found[key], request)
             for key in sorted(found, key=lambda k: -sum(cf.bytes for _, cf in found[k]))
         }
-        todo.extend((catalog.datasets[k], [cf for _, cf in found[k]], hashed[k]) for k in found)
-    elif request.force or not old_sources:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            collecting = pool.submit(_collect_all, catalog, request)
-            executor = _prepare_executor(request, executor)
-            collected = collecting.result()
-    else:
-        collected = _collect_all(catalog, request)
-    for key, files in zip(request.keys, collected or [], strict=collected is not None):
-        entry = catalog.datasets[key]
-        try:
-            if isinstance(files, Exception):
-                raise files
-            fp = source_fingerprint(entry, files, request.options)
-            current = not request.force and is_current(old_sources.get(key), fp, out_dir)
-        except Exception as exc:  # noqa: BLE001 - any error is this source's failure
-            fail(entry, exc)
-            continue
-        if current:
-            skipped.append(key)
-            if on_done:
-                on_done(key, "unchanged")
-            continue
-        todo.append((entry, files, fp))
+        return located, hashed
+
+    try:
+        if build_all:
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                collecting = pool.submit(collect)
+                executor = _prepare_executor(request, executor)
+                located, hashed = collecting.result()
+        else:
+            located, hashed = collect()
+        for key, where in zip(request.keys, located, strict=True):
+            entry = catalog.datasets[key]
+            if isinstance(where, Exception):
+                fail(entry, where)
+                continue
+            if build_all and workers > 1:
+                todo.append((entry, [cf for _, cf in where], hashed[key]))
+                continue
+            try:
+                files, fp = hashed[key].result()
+                current = not request.force and is_current(old_sources.get(key), fp, out_dir)
+            except Exception as exc:  # noqa: BLE001 - any error is this source's failure
+                fail(entry, exc)
+                continue
+            if current:
+                skipped.append(key)
+                if on_done:
+                    on_done(key, "unchanged")
+                continue
+            todo.append((entry, files, fp))
+    except BaseException:
+        hashing.shutdown(wait=True, cancel_futures=True)
+        raise
 
     interrupted = False
-    if todo and request.executor == "local":
-        warm_up()  # before local workers fork: they inherit it (Ray's import it themselves)
-    if todo and executor is None:
-        executor = get_executor(request.executor, request.workers, request.ray_address)
     with _gc_threshold(GC_THRESHOLD):
         try:
             if todo:
+                if request.executor == "local":
+                    warm_up()  # before local workers fork: they inherit it (Ray's import it)
+                if executor is None:
+                    executor = get_executor(request.executor, request.workers, request.ray_address)
                 _run_units(todo, request, executor, finish, fail, on_start, on_progress)
         except KeyboardInterrupt:
             # Keep what finished: the manifest below records it (and the previous build of the
@@ -594,8 +574,7 @@ def _build_locked(
                 if entry.key not in built and entry.key not in failed:
                     failed[entry.key] = "interrupted"
         finally:
-            if hashing is not None:
-                hashing.shutdown(wait=True, cancel_futures=True)
+            hashing.shutdown(wait=True, cancel_futures=True)
             if own_executor and executor is not None:
                 close_executor(executor)
 
