@@ -58,9 +58,14 @@ from alpacacot.lang import (
     _LATIN_WORD,
     _RULE_BYTES,
     _WEIGHT,
+    HAN_RANGES,
+    HANGUL_RANGES,
+    KANA_RANGES,
+    LATIN_RANGES,
     PREFIX,
     RULE_PREFIX,
     RULE_WORDS,
+    char_class,
 )
 from alpacacot.normalizers.fields import DEFAULT_FIELDS
 from alpacacot.readers import _BOM, _is_utf8, read_jsonl
@@ -81,16 +86,12 @@ _WINDOW = max(map(len, _PLACEHOLDERS))
 _LT, _BACKSLASH, _U, _ZERO, _NINE = ord("<"), ord("\\"), ord("u"), ord("0"), ord("9")
 _SHORT_ESCAPES = np.frombuffer(b"bfr", dtype=np.uint8)
 _TRIM = " \t\n"
-# lang's script ranges (`tests/core/test_columnar.py` checks they are the tagger's).
-_HAN_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF))
-_HANGUL_RANGES = ((0xAC00, 0xD7AF), (0x1100, 0x11FF))
-_KANA_RANGES = ((0x3040, 0x30FF),)
-_LATIN_RANGES = ((0x41, 0x5A), (0x61, 0x7A), (0xC0, 0x24F))
 SCRIPT_CHARS = 2000  # lang's `of_prompt` judges the first 2,000 characters
+# The classes of lang's script ranges, per code point (`script_languages`).
 _HAN, _HANGUL, _KANA, _LATIN = 1, 2, 3, 4
-# lang's _HAN and _HANGUL ranges: a text without them is no script rule's.
-_SCRIPTS = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af\u1100-\u11ff]"
 _CLASSES = 5
+# A text with no character of lang's Han and Hangul ranges is no script rule's.
+_SCRIPTS = char_class(*HAN_RANGES, *HANGUL_RANGES)
 
 _WORDS = sorted(_FUNCTION_WEIGHTS)
 _WORD_SET = pa.array(_WORDS, pa.string())
@@ -292,10 +293,10 @@ def _script_classes() -> np.ndarray:
     LATIN (lang's ranges)."""
     table = np.zeros(0x110000, dtype=np.uint8)
     for cls, ranges in (
-        (_LATIN, _LATIN_RANGES),
-        (_HAN, _HAN_RANGES),
-        (_HANGUL, _HANGUL_RANGES),
-        (_KANA, _KANA_RANGES),
+        (_LATIN, LATIN_RANGES),
+        (_HAN, HAN_RANGES),
+        (_HANGUL, HANGUL_RANGES),
+        (_KANA, KANA_RANGES),
     ):
         for low, high in ranges:
             table[low : high + 1] = cls

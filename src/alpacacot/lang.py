@@ -24,10 +24,23 @@ from collections.abc import Callable
 from functools import cache
 from itertools import repeat
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_KANA = re.compile(r"[\u3040-\u30ff]")
-_HANGUL = re.compile(r"[\uac00-\ud7af\u1100-\u11ff]")
-_LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]{2,}")
+# The code point ranges of the script rules (`columnar.py` counts them on whole columns too).
+HAN_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF))
+KANA_RANGES = ((0x3040, 0x30FF),)
+HANGUL_RANGES = ((0xAC00, 0xD7AF), (0x1100, 0x11FF))
+LATIN_RANGES = ((0x41, 0x5A), (0x61, 0x7A), (0xC0, 0x24F))  # A-Z, a-z, Latin-1 to Extended-B
+
+
+def char_class(*ranges: tuple[int, int]) -> str:
+    """A regular expression class of the code point ranges, its characters written as themselves
+    (Python's `re` and Arrow's RE2 read it alike)."""
+    return "[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]"
+
+
+_HAN = re.compile(char_class(*HAN_RANGES))
+_KANA = re.compile(char_class(*KANA_RANGES))
+_HANGUL = re.compile(char_class(*HANGUL_RANGES))
+_LATIN_WORD = re.compile(char_class(*LATIN_RANGES) + "{2,}")
 _ENGLISH_FUNCTION_WORDS = frozenset(
     "the a an of to and in is are was were be for on with as by that this it from or at which what "
     "how your you can not have has will would should do does".split()
